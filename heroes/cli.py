@@ -1,0 +1,94 @@
+"""Command-line sub-commands, thin over the modules: bad input is one line and exit code 2."""
+
+import argparse
+import sys
+
+from heroes.errors import UserError
+
+
+def _count_or_fraction(text: str) -> float:
+    """Accept a per-class count (``200``) or a fraction of the class (``0.8``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count or a fraction, got {text!r}") from None
+    if value < 0 or (value >= 1 and value != int(value)):
+        raise argparse.ArgumentTypeError(f"expected a whole count or a fraction in [0, 1), got {text!r}")
+    return value
+
+
+def _synth(args) -> int:
+    from heroes import synthetic
+
+    summary = synthetic.write_dataset(
+        args.out, per_class=args.per_class, size=args.size, seed=args.seed,
+        dirt=args.dirt, truth_path=args.truth,
+    )
+    print(summary)
+    return 0
+
+
+def _scan(args) -> int:
+    from heroes import data
+
+    manifest = data.scan(args.dir)
+    data.write_manifest(manifest, args.out)
+    print(data.describe_manifest(manifest, args.out))
+    return 0
+
+
+def _split(args) -> int:
+    from heroes import data, split
+
+    manifest = data.read_manifest(args.manifest)
+    splits = split.make_splits(manifest, train=args.train, val=args.val, test=args.test, seed=args.seed)
+    split.write_splits(splits, args.out)
+    print(split.describe_splits(splits, args.out))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m heroes`` parser with every sub-command of the design card."""
+    parser = argparse.ArgumentParser(prog="python -m heroes", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    synth = commands.add_parser("synth", help="draw the embedded superhero dataset")
+    synth.add_argument("--out", required=True, help="folder to create; one sub-folder per class")
+    synth.add_argument("--per-class", type=int, default=250, help="images per class (default 250)")
+    synth.add_argument("--size", type=int, default=224, help="image side in pixels (default 224)")
+    synth.add_argument("--seed", type=int, default=0, help="same seed, same bytes (default 0)")
+    synth.add_argument("--dirt", action="store_true", help="inject the defects cleaning must find")
+    synth.add_argument("--truth", help="CSV with one row per injected defect: path,kind,source")
+    synth.set_defaults(handler=_synth)
+
+    scan = commands.add_parser("scan", help="decode every file under DIR into a manifest (read-only)")
+    scan.add_argument("dir", help="folder of class sub-folders")
+    scan.add_argument("--out", required=True, help="manifest CSV to write")
+    scan.set_defaults(handler=_scan)
+
+    split = commands.add_parser("split", help="stratified, group-aware, stable train/val/test split")
+    split.add_argument("manifest", help="manifest CSV from scan (or the cleaned manifest)")
+    split.add_argument("--out", required=True, help="splits CSV to write")
+    split.add_argument("--train", type=_count_or_fraction, default=200, help="per-class count or fraction (200)")
+    split.add_argument("--val", type=_count_or_fraction, default=25, help="per-class count or fraction (25)")
+    split.add_argument("--test", type=_count_or_fraction, default=25, help="per-class count or fraction (25)")
+    split.add_argument("--seed", type=int, default=0, help="seed of the content hash (default 0)")
+    split.set_defaults(handler=_split)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run one sub-command; return its exit status (2 on bad input, with a one-line message)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

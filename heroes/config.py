@@ -1,0 +1,54 @@
+"""Frozen dataclasses carrying the study's defaults; each run saves the one it used."""
+
+from dataclasses import asdict, dataclass
+
+# Folder names of the study's six classes, in the order every model and table uses.
+CLASSES = ("batman", "captain_marvel", "superman", "wonder_woman", "deadpool", "not_a_hero")
+DISPLAY_NAMES = {
+    "batman": "Batman",
+    "captain_marvel": "Captain Marvel",
+    "superman": "Superman",
+    "wonder_woman": "Wonder Woman",
+    "deadpool": "Deadpool",
+    "not_a_hero": "Not a hero",
+}
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Per-class image counts of the study: 200 train, 25 validation, 25 test."""
+
+    train: float = 200
+    val: float = 25
+    test: float = 25
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """The embedded dataset: 250 images per class (the study's 200/25/25) at 224 px."""
+
+    per_class: int = 250
+    size: int = 224
+    seed: int = 0
+    dirt: bool = False
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The study's six-class fine-tune: SGD lr 0.001, momentum 0.9, cross-entropy, 10 epochs."""
+
+    backbone: str = "vgg16"
+    policy: str = "study"
+    image_size: int = 224
+    weights: str = "auto"
+    epochs: int = 10
+    batch_size: int = 16
+    learning_rate: float = 0.001
+    momentum: float = 0.9
+    seed: int = 0
+
+
+def to_dict(config) -> dict:
+    """Plain dict of a config dataclass, ready for ``json.dump``."""
+    return asdict(config)

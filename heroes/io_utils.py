@@ -1,0 +1,50 @@
+"""Atomic file writes: an output is either complete or absent, never half-written."""
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from heroes.errors import UserError
+
+
+@contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(handle)
+    except OSError as error:
+        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
+    try:
+        yield Path(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def write_csv(frame, path) -> Path:
+    """Write a pandas DataFrame to CSV atomically."""
+    with atomic_path(path) as temporary:
+        frame.to_csv(temporary, index=False)
+    return Path(path)
+
+
+def read_csv(path, required=(), what="file"):
+    """Read a CSV, raising ``UserError`` when it is missing or lacks ``required`` columns."""
+    import pandas
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} not found: {path}")
+    try:
+        frame = pandas.read_csv(path, keep_default_na=False, dtype=str)
+    except (pandas.errors.ParserError, pandas.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise UserError(f"{what} {path} is not a readable CSV: {error}") from None
+    missing = [column for column in required if column not in frame.columns]
+    if missing:
+        raise UserError(f"{what} {path} lacks required column(s): {', '.join(missing)}")
+    return frame
