@@ -47,6 +47,12 @@ def _split(args) -> int:
     return 0
 
 
+def _reproduce(args) -> int:
+    from heroes import pipeline
+
+    return pipeline.reproduce(seeds=args.seeds, size=args.size, per_class=args.per_class, epochs=args.epochs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m heroes`` parser with every sub-command of the design card."""
     parser = argparse.ArgumentParser(prog="python -m heroes", description=__doc__)
@@ -74,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--test", type=_count_or_fraction, default=25, help="per-class count or fraction (25)")
     split.add_argument("--seed", type=int, default=0, help="seed of the content hash (default 0)")
     split.set_defaults(handler=_split)
+
+    reproduce = commands.add_parser("reproduce", help="run notebooks 01-04 headlessly (what `make reproduce` calls)")
+    reproduce.add_argument("--seeds", type=int, help="number of seeds (default: each notebook's own, 3)")
+    reproduce.add_argument("--size", type=int, help="image size in pixels (default 224)")
+    reproduce.add_argument("--per-class", type=int, help="embedded images per class when data/raw is empty (250)")
+    reproduce.add_argument("--epochs", type=int, help="training epochs (default 10)")
+    reproduce.set_defaults(handler=_reproduce)
     return parser
 
 

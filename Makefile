@@ -1,0 +1,50 @@
+# heroes: `make test` and `make reproduce` each set themselves up on a fresh clone.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.setup-stamp
+
+# Overrides for a quick look, e.g. `make reproduce SEEDS=1 SIZE=96 PER_CLASS=60 EPOCHS=2`.
+SEEDS ?=
+SIZE ?=
+PER_CLASS ?=
+EPOCHS ?=
+REPRODUCE_ARGS := $(if $(SEEDS),--seeds $(SEEDS)) $(if $(SIZE),--size $(SIZE)) \
+	$(if $(PER_CLASS),--per-class $(PER_CLASS)) $(if $(EPOCHS),--epochs $(EPOCHS))
+
+.PHONY: help setup test unit smoke reproduce bench clean-cache
+
+help: ## show this help
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install the pinned requirements
+
+unit: $(STAMP) ## unit tests only (pytest tests/)
+	HEROES_OFFLINE=1 $(PY) -m pytest -q tests
+
+smoke: $(STAMP) ## notebooks under nbval with the small smoke profile
+	HEROES_OFFLINE=1 $(PY) tests/smoke_profile.py --out .smoke
+	@if ls .smoke/*.ipynb >/dev/null 2>&1; then \
+		HEROES_OFFLINE=1 $(PY) -m pytest -q --nbval-lax -p no:cacheprovider .smoke; \
+	else echo "smoke: no notebooks to run"; fi
+
+test: unit smoke ## everything CI runs: unit tests, then every notebook in the smoke profile
+
+reproduce: $(STAMP) ## run notebooks 01-04 with papermill into reports/notebooks and write reports/summary.md
+	$(PY) -m heroes reproduce $(REPRODUCE_ARGS)
+
+bench: $(STAMP) ## benchmarks: scan speed (and more as they land)
+	$(PY) benchmarks/scan_benchmark.py
+
+clean-cache: ## delete derived caches (data/processed); never touches data/raw
+	rm -rf data/processed/arrays-* data/processed/features-*
