@@ -16,6 +16,10 @@ def atomic_path(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(handle)
+        # mkstemp creates 0600 files; give outputs the usual permissions (0666 less the umask).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
     except OSError as error:
         raise UserError(f"cannot write {path}: {error.strerror or error}") from None
     try:
