@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFile, ImageOps
 
-from heroes import figures
+from heroes import drawing
 from heroes.config import CLASSES
 from heroes.errors import UserError
 
@@ -197,7 +197,7 @@ def _tiny(rng, label, context, source):
     if rng.random() < 0.6:
         image = _decode(context.read(source)).resize((side, side), Image.Resampling.LANCZOS)
         return *encode(image, rng), source, label
-    return *encode(figures.draw_image(label, rng, side), rng), "", label
+    return *encode(drawing.draw_image(label, rng, side), rng), "", label
 
 
 def _cross_class(rng, context, class_index):
@@ -227,7 +227,7 @@ def make_defect(kind, rng, context, class_index, source):
         return _tiny(rng, label, context, source)
     if kind == "off_class":
         other = _other_class(rng, class_index)
-        return *encode(figures.draw_image(other, rng, context.size), rng), "", other
+        return *encode(drawing.draw_image(other, rng, context.size), rng), "", other
     raise ValueError(f"unknown defect kind {kind!r}")
 
 
@@ -254,7 +254,7 @@ def _write_clean(context, per_class, bar):
     for class_index, label in enumerate(CLASSES):
         for index in range(per_class):
             rng = np.random.default_rng([context.seed, class_index, index])
-            data, ext = encode(figures.draw_image(label, rng, context.size), rng)
+            data, ext = encode(drawing.draw_image(label, rng, context.size), rng)
             relative = f"{label}/{label}_{index:04d}{ext}"
             context.write(relative, data)
             context.clean[label].append(relative)
@@ -263,11 +263,11 @@ def _write_clean(context, per_class, bar):
 
 def _write_probes(context, count, bar):
     for class_index, label in enumerate(CLASSES):
-        if label not in figures.HERO_CLASSES:
+        if label not in drawing.HERO_CLASSES:
             continue
         for index in range(count):
             rng = np.random.default_rng([context.seed, class_index, PROBE_OFFSET + index])
-            data, ext = encode(figures.draw_image(label, rng, context.size, unmasked=True), rng)
+            data, ext = encode(drawing.draw_image(label, rng, context.size, unmasked=True), rng)
             context.write(f"{PROBES_DIR}/{label}/{label}_probe_{index:02d}{ext}", data)
             bar.update()
 
@@ -334,7 +334,7 @@ def write_dataset(out_dir, per_class=250, size=224, seed=0, dirt=False, truth_pa
     out = Path(out_dir)
     probes = probe_count(per_class)
     defects = sum(dirt_counts(per_class).values()) * len(CLASSES) if dirt else 0
-    total = per_class * len(CLASSES) + probes * len(figures.HERO_CLASSES) + defects
+    total = per_class * len(CLASSES) + probes * len(drawing.HERO_CLASSES) + defects
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         temporary = tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent)
@@ -350,7 +350,7 @@ def write_dataset(out_dir, per_class=250, size=224, seed=0, dirt=False, truth_pa
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     summary = (f"wrote {per_class * len(CLASSES)} images ({len(CLASSES)} classes x {per_class}, {size} px), "
-               f"{probes * len(figures.HERO_CLASSES)} probes and {len(rows)} defects to {out_dir}")
+               f"{probes * len(drawing.HERO_CLASSES)} probes and {len(rows)} defects to {out_dir}")
     if truth_path is not None:
         write_csv(_truth_frame(rows, out_dir), truth_path)
         summary += f"; truth in {truth_path}"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile, ImageOps
 
-from heroes import cli, figures, plots, synthetic
+from heroes import cli, drawing, plots, synthetic
 from heroes.config import CLASSES
 from heroes.errors import UserError
 from heroes.io_utils import read_csv
@@ -69,9 +69,9 @@ def test_same_seed_gives_identical_bytes_and_another_seed_does_not(tmp_path):
 
 
 def test_images_do_not_depend_on_generation_order():
-    one = figures.draw_image("superman", np.random.default_rng([0, 2, 5]), 64)
-    figures.draw_image("batman", np.random.default_rng([0, 0, 0]), 64)
-    two = figures.draw_image("superman", np.random.default_rng([0, 2, 5]), 64)
+    one = drawing.draw_image("superman", np.random.default_rng([0, 2, 5]), 64)
+    drawing.draw_image("batman", np.random.default_rng([0, 0, 0]), 64)
+    two = drawing.draw_image("superman", np.random.default_rng([0, 2, 5]), 64)
     assert one.tobytes() == two.tobytes()
 
 
@@ -82,8 +82,8 @@ def test_every_class_folder_has_per_class_images_and_probes_live_apart(medium):
         assert len(files) == 60
         assert all(path.name.startswith(f"{label}_") and "probe" not in path.name for path in files)
     probes = medium / synthetic.PROBES_DIR
-    assert sorted(p.name for p in probes.iterdir()) == sorted(figures.HERO_CLASSES)
-    for label in figures.HERO_CLASSES:
+    assert sorted(p.name for p in probes.iterdir()) == sorted(drawing.HERO_CLASSES)
+    for label in drawing.HERO_CLASSES:
         assert len(list((probes / label).iterdir())) == synthetic.probe_count(60) == 6
 
 
@@ -194,7 +194,7 @@ def test_each_defect_is_what_the_truth_says(dirty):
 
 def test_corrupt_bytes_always_fail_to_decode():
     rng = np.random.default_rng(0)
-    image = figures.draw_image("deadpool", rng, 48)
+    image = drawing.draw_image("deadpool", rng, 48)
     for kind in ("jpeg", "png", "webp", "gif", "bmp"):
         data, _ = synthetic.encode(image, rng, kind)
         assert synthetic.decodes(data)
@@ -216,7 +216,7 @@ def test_refuses_a_non_empty_folder_and_bad_arguments(tmp_path):
     assert not (tmp_path / "new").exists()
     (tmp_path / "empty").mkdir()
     synthetic.write_dataset(tmp_path / "empty", per_class=1, size=32, progress=False)
-    assert len(list((tmp_path / "empty").rglob("*.*"))) == len(CLASSES) + len(figures.HERO_CLASSES)
+    assert len(list((tmp_path / "empty").rglob("*.*"))) == len(CLASSES) + len(drawing.HERO_CLASSES)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial folder left behind
 
 
@@ -230,7 +230,7 @@ def test_cli_synth_exit_codes(tmp_path, capsys):
 
 def test_contact_sheet_survives_unreadable_files(tmp_path):
     good = tmp_path / "good.jpg"
-    figures.draw_image("batman", np.random.default_rng(1), 64).save(good)
+    drawing.draw_image("batman", np.random.default_rng(1), 64).save(good)
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"<html>not an image</html>")
     out = plots.contact_sheet([good, bad, tmp_path / "missing.png"], ["good", "bad", "missing"],
@@ -244,7 +244,7 @@ def test_contact_sheet_survives_unreadable_files(tmp_path):
 
 
 def test_encode_matches_declared_format():
-    image = figures.draw_image("not_a_hero", np.random.default_rng(2), 40)
+    image = drawing.draw_image("not_a_hero", np.random.default_rng(2), 40)
     for kind, expected in (("jpeg", "JPEG"), ("png", "PNG"), ("webp", "WEBP"), ("gif", "GIF"), ("bmp", "BMP")):
         data, ext = synthetic.encode(image, np.random.default_rng(0), kind)
         with Image.open(io.BytesIO(data)) as decoded:
