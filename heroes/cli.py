@@ -3,6 +3,7 @@
 import argparse
 import sys
 
+from heroes import paths
 from heroes.errors import UserError
 
 
@@ -47,6 +48,42 @@ def _split(args) -> int:
     return 0
 
 
+def _clean(args) -> int:
+    from heroes import clean
+
+    threshold = clean.NEAR_THRESHOLD if args.threshold is None else args.threshold
+    config = clean.CleanConfig(near_threshold=threshold, min_side=args.min_side, outliers=args.outliers)
+    print(clean.run(args.manifest, args.out, args.decisions, args.clean_manifest, config))
+    return 0
+
+
+def _leakage(args) -> int:
+    from heroes import data, leakage, split
+    from heroes.io_utils import write_csv
+
+    splits = split.read_splits(args.splits)
+    if args.manifest:
+        leakage.check_same_manifest(splits, data.read_manifest(args.manifest), args.splits, args.manifest)
+    leaks = leakage.find_leaks(splits, args.threshold)
+    if args.out:
+        write_csv(leaks, args.out)
+    print(leakage.describe_leaks(leaks, args.out))
+    return 0
+
+
+def _predict(args) -> int:
+    from heroes import predict
+
+    return predict.run(args.inputs, args.model, top_k=args.top_k, as_json=args.json, batch_size=args.batch_size)
+
+
+def _export(args) -> int:
+    from heroes import export
+
+    print(export.describe_export(export.export_model(args.model, args.format, args.out), args.format))
+    return 0
+
+
 def _reproduce(args) -> int:
     from heroes import pipeline
 
@@ -80,6 +117,40 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--test", type=_count_or_fraction, default=25, help="per-class count or fraction (25)")
     split.add_argument("--seed", type=int, default=0, help="seed of the content hash (default 0)")
     split.set_defaults(handler=_split)
+
+    clean = commands.add_parser("clean", help="flag duplicates, broken and odd images; replay review decisions")
+    clean.add_argument("manifest", help="manifest CSV from scan")
+    clean.add_argument("--out", required=True, help="flags CSV to write: path,flag,group_id,action,reason")
+    clean.add_argument("--decisions", default=str(paths.REVIEW / "decisions.csv"),
+                       help="review decisions sha256,decision,label,note (default data/review/decisions.csv)")
+    clean.add_argument("--clean-manifest", default=str(paths.INTERIM / "clean_manifest.csv"),
+                       help="cleaned manifest to write (default data/interim/clean_manifest.csv)")
+    clean.add_argument("--threshold", type=int,
+                       help="near-duplicate hash distance, bits of 384 (default: the measured one)")
+    clean.add_argument("--min-side", type=int, default=64, help="shorter side under this is tiny (default 64)")
+    clean.add_argument("--outliers", action="store_true", help="also send k-NN outliers of each class to review")
+    clean.set_defaults(handler=_clean)
+
+    leakage = commands.add_parser("leakage", help="list exact/near-duplicate pairs that cross train/val/test")
+    leakage.add_argument("splits", help="splits CSV from split")
+    leakage.add_argument("--manifest", help="the manifest the split was made from (checked)")
+    leakage.add_argument("--out", help="CSV of the crossing pairs")
+    leakage.add_argument("--threshold", type=int, help="near-duplicate hash distance (default: the cleaning one)")
+    leakage.set_defaults(handler=_leakage)
+
+    predict = commands.add_parser("predict", help="top-k classes of images or folders with a saved model")
+    predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files or folders (recursive)")
+    predict.add_argument("--model", required=True, help="saved .keras model (class names beside it) or run folder")
+    predict.add_argument("--top-k", type=int, default=3, help="classes shown per image (default 3)")
+    predict.add_argument("--json", action="store_true", help="one JSON object per image instead of a table")
+    predict.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
+    predict.set_defaults(handler=_predict)
+
+    export = commands.add_parser("export", help="export a saved model as a TF SavedModel or ONNX for serving")
+    export.add_argument("--model", required=True, help="saved .keras model (class names beside it) or run folder")
+    export.add_argument("--format", choices=("savedmodel", "onnx"), default="savedmodel", help="(default savedmodel)")
+    export.add_argument("--out", help="destination (default beside the model: model_savedmodel/ or model.onnx)")
+    export.set_defaults(handler=_export)
 
     reproduce = commands.add_parser("reproduce", help="run notebooks 01-04 headlessly (what `make reproduce` calls)")
     reproduce.add_argument("--seeds", type=int, help="number of seeds (default: each notebook's own, 3)")

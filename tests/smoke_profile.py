@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # One value per parameter name used across notebooks; each notebook takes those it declares.
 SMOKE_PARAMETERS = {
     "per_class": 16,
-    "image_size": 48,
+    "image_size": 64,
     "epochs": 1,
     "seeds": [0],
     "train_count": 10,
@@ -51,7 +51,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / ".smoke")
     args = parser.parse_args()
-    if not prepare(args.out):
+    if not prepare(args.out.resolve()):
         print("smoke: no notebooks yet", file=sys.stderr)
     return 0
 
