@@ -47,6 +47,14 @@ class TrainConfig:
     learning_rate: float = 0.001
     momentum: float = 0.9
     seed: int = 0
+    augment: bool = False  # random flip + resized crop, precomputed as views of each training image
+    views: int = 5  # views per training image when augment is on (view 0 is the original); 1 without
+    early_stopping: int = 0  # patience in epochs on validation loss; 0 trains every epoch
+    class_weights: str = "none"  # "balanced" weighs each class by n_train / (n_classes * n_class)
+    deterministic: bool = False  # TensorFlow op determinism: slower, and stays on for the whole process
+    feature_dtype: str = "float32"  # frozen-prefix precision for cached features: float32, bfloat16 or auto
+    use_cache: bool = True  # train only the trainable suffix on cached frozen features (False: end to end)
+    dropout: float = 0.0  # dropout after each new dense layer of the head
 
 
 def to_dict(config) -> dict:

@@ -1,0 +1,222 @@
+"""Frozen-feature cache: run a model's frozen prefix once per image (and augmented view), keep the outputs on disk.
+
+Layout: ``data/processed/features/<backbone>-<weights>-<size>px-<dtype>-<cut>-<fingerprint>/`` holds ``meta.json``
+and one ``.npy`` per (image sha256, view): ``ab/<sha256>-v0.npy`` for the original image, and
+``ab/<sha256>-<augment tag>-v<k>.npy`` for augmented view ``k``. The fingerprint hashes the prefix's layer
+types and weight values, so random initialisations with different seeds never share features, while every run
+with the same ImageNet weights does. float32 features are stored as float32; bfloat16 features as their raw
+16 bits (half the size; a VGG16 image at 224 px is 98 KiB in float32, a ResNet50 conv4 map 784 KiB).
+"""
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import ml_dtypes
+import numpy
+from PIL import Image
+from tqdm.auto import tqdm
+
+from heroes import paths
+from heroes.errors import UserError
+from heroes.io_utils import atomic_path
+
+FEATURE_DTYPES = ("float32", "bfloat16", "auto")
+# Random resized crop (area fraction, aspect ratio) and a horizontal flip; part of every augmented view's key.
+CROP_AREA = (0.6, 1.0)
+CROP_RATIO = (3 / 4, 4 / 3)
+AUGMENT_SPEC = f"flip+crop(area={CROP_AREA},ratio=({CROP_RATIO[0]:.4f},{CROP_RATIO[1]:.4f}))/v1"
+AUGMENT_TAG = hashlib.sha256(AUGMENT_SPEC.encode()).hexdigest()[:8]
+EXTRACT_BATCH = 32
+
+
+# ---------------------------------------------------------------- augmentation (deterministic per image and view)
+
+
+def _view_rng(sha256: str, view: int) -> numpy.random.Generator:
+    return numpy.random.default_rng([int(sha256[:16], 16), view])
+
+
+def augment_view(image: numpy.ndarray, sha256: str, view: int) -> numpy.ndarray:
+    """View ``view`` of a uint8 (S, S, 3) image: view 0 is the image itself, others a seeded flip + resized crop.
+
+    Seeded by the image's content hash and the view number, so the cached and the end-to-end paths (and every
+    run) see exactly the same pixels for the same view.
+    """
+    if view == 0:
+        return image
+    rng = _view_rng(sha256, view)
+    height, width = image.shape[:2]
+    area = rng.uniform(*CROP_AREA) * height * width
+    ratio = numpy.exp(rng.uniform(numpy.log(CROP_RATIO[0]), numpy.log(CROP_RATIO[1])))
+    crop_w = int(round(min(width, numpy.sqrt(area * ratio))))
+    crop_h = int(round(min(height, numpy.sqrt(area / ratio))))
+    top = int(rng.integers(0, height - crop_h + 1))
+    left = int(rng.integers(0, width - crop_w + 1))
+    crop = Image.fromarray(numpy.ascontiguousarray(image[top : top + crop_h, left : left + crop_w]))
+    result = numpy.asarray(crop.resize((width, height), Image.Resampling.BILINEAR))
+    return result[:, ::-1] if rng.random() < 0.5 else result
+
+
+def view_batch(images, sha256s, views) -> numpy.ndarray:
+    """float32 batch (0-255) of ``images[i]`` as view ``views[i]``."""
+    return numpy.stack([augment_view(image, sha, int(view)) for image, sha, view in zip(images, sha256s, views)]).astype(
+        "float32"
+    )
+
+
+# ---------------------------------------------------------------- dtype
+
+
+def bf16_is_fast() -> bool:
+    """True where bfloat16 matrix units exist (AVX-512 BF16 / AMX on this CPU, or any GPU); elsewhere bf16 is emulated."""
+    import tensorflow
+
+    if tensorflow.config.list_physical_devices("GPU"):
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+
+
+def resolve_feature_dtype(name: str) -> str:
+    """``float32`` | ``bfloat16``; ``auto`` picks bfloat16 only where the hardware runs it natively."""
+    if name not in FEATURE_DTYPES:
+        raise UserError(f"feature_dtype must be one of {', '.join(FEATURE_DTYPES)}, not {name!r}")
+    if name == "auto":
+        return "bfloat16" if bf16_is_fast() else "float32"
+    return name
+
+
+def bfloat16_prefix(prefix: keras.Model) -> keras.Model:
+    """A copy of ``prefix`` computing in ``mixed_bfloat16`` (float32 weights, bf16 maths), same weights.
+
+    Layers before the first layer with weights (the preprocessing) keep their dtype: the caffe mean
+    subtraction on 0-255 values would lose a unit of precision in bf16 for no speed gain.
+    """
+    first_weighted = next(index for index, layer in enumerate(prefix.layers) if layer.weights)
+    keep = {id(layer) for layer in prefix.layers[:first_weighted]}
+
+    def clone(layer):
+        config = layer.get_config()
+        if id(layer) not in keep:
+            config["dtype"] = "mixed_bfloat16"
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(prefix, clone_function=clone)
+    copy.set_weights(prefix.get_weights())
+    return copy
+
+
+# ---------------------------------------------------------------- the on-disk store
+
+
+def prefix_fingerprint(prefix: keras.Model) -> str:
+    """Hash of the prefix's layer types, weight shapes and weight values: same hash, same features."""
+    digest = hashlib.sha256(repr((prefix.input_shape, prefix.output_shape)).encode())
+    for layer in prefix.layers:
+        digest.update(type(layer).__name__.encode())
+        for weight in layer.weights:
+            value = numpy.ascontiguousarray(weight.numpy())
+            digest.update(f"{value.shape}{value.dtype}".encode())
+            digest.update(value.tobytes())
+    return digest.hexdigest()[:12]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")[:40] or "unknown"
+
+
+@dataclass
+class FeatureStore:
+    """One cache directory: the prefix outputs of one (backbone, weights, size, dtype, cut), by (sha256, view)."""
+
+    directory: Path
+    dtype: str
+    computed: int = 0
+    reused: int = 0
+    meta: dict = field(default_factory=dict)
+
+    def path(self, sha256: str, view: int) -> Path:
+        name = f"{sha256}-v0.npy" if view == 0 else f"{sha256}-{AUGMENT_TAG}-v{view}.npy"
+        return self.directory / sha256[:2] / name
+
+    def save(self, sha256: str, view: int, value: numpy.ndarray) -> None:
+        stored = value.astype(ml_dtypes.bfloat16).view(numpy.uint16) if self.dtype == "bfloat16" else value
+        with atomic_path(self.path(sha256, view)) as temporary:
+            with open(temporary, "wb") as handle:
+                numpy.save(handle, numpy.ascontiguousarray(stored.astype(_storage_dtype(self.dtype))))
+
+    def load(self, sha256: str, view: int) -> numpy.ndarray:
+        """The stored value in its storage dtype (bfloat16 comes back as ``ml_dtypes.bfloat16``)."""
+        path = self.path(sha256, view)
+        try:
+            value = numpy.load(path)
+        except (OSError, ValueError) as error:
+            raise UserError(f"feature cache file {path} is unreadable ({error}); delete {self.directory}") from None
+        return value.view(ml_dtypes.bfloat16) if self.dtype == "bfloat16" else value
+
+    def load_many(self, sha256s, views) -> numpy.ndarray:
+        """float32 array of the stored features of ``sha256s[i]`` as view ``views[i]``."""
+        return numpy.stack([self.load(sha, int(view)) for sha, view in zip(sha256s, views)]).astype("float32")
+
+
+def _storage_dtype(dtype: str):
+    return numpy.uint16 if dtype == "bfloat16" else numpy.float32
+
+
+def open_store(prefix, backbone, weights_source, image_size, dtype, cache_dir=None) -> FeatureStore:
+    """The store for this prefix, created with its ``meta.json`` when new."""
+    cut = prefix.layers[-1].name  # the layer whose output is cached: flatten (VGG), conv4_block6_out (ResNet50)
+    fingerprint = prefix_fingerprint(prefix)
+    name = f"{_slug(backbone)}-{_slug(weights_source)}-{image_size}px-{dtype}-{_slug(cut)}-{fingerprint}"
+    directory = Path(cache_dir or paths.PROCESSED / "features") / name
+    meta = {
+        "backbone": backbone, "weights": weights_source, "image_size": image_size, "dtype": dtype, "cut": cut,
+        "fingerprint": fingerprint, "feature_shape": list(prefix.output_shape[1:]), "augment": AUGMENT_SPEC,
+        "augment_tag": AUGMENT_TAG,
+    }
+    meta_path = directory / "meta.json"
+    if not meta_path.is_file():
+        with atomic_path(meta_path) as temporary:
+            temporary.write_text(json.dumps(meta, indent=2) + "\n")
+    return FeatureStore(directory, dtype, meta=meta)
+
+
+# ---------------------------------------------------------------- extraction
+
+
+def _run_prefix(prefix, batch: numpy.ndarray) -> numpy.ndarray:
+    """One forward pass of the frozen prefix (a separate function so tests can spy on recomputation)."""
+    return numpy.asarray(prefix.predict_on_batch(batch))
+
+
+def ensure_features(prefix, store: FeatureStore, image_set, views=(0,), progress=True, batch_size=EXTRACT_BATCH):
+    """Compute and store every missing (image, view) of ``image_set`` for each view in ``views``; return the store.
+
+    Images with the same sha256 (exact duplicates) are computed once.
+    """
+    todo, seen = [], set()
+    for index, sha in enumerate(image_set.sha256):
+        for view in views:
+            if (sha, view) in seen:
+                continue
+            seen.add((sha, view))
+            if store.path(sha, view).is_file():
+                store.reused += 1
+            else:
+                todo.append((index, sha, view))
+    description = f"features {store.meta.get('backbone', '')} {store.dtype}"
+    chunks = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
+    for chunk in tqdm(chunks, desc=description, unit="batch", disable=not progress or not chunks):
+        indices, shas, chunk_views = zip(*chunk)
+        outputs = _run_prefix(prefix, view_batch(image_set.images[list(indices)], shas, chunk_views))
+        for sha, view, value in zip(shas, chunk_views, outputs):
+            store.save(sha, view, value)
+        store.computed += len(chunk)
+    return store
