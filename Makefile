@@ -46,6 +46,8 @@ reproduce: $(STAMP) ## run notebooks 01-04 with papermill into reports/notebooks
 bench: $(STAMP) ## benchmarks: scan speed (and more as they land)
 	$(PY) benchmarks/scan_benchmark.py
 	$(PY) benchmarks/clean_benchmark.py
+	$(PY) benchmarks/feature_benchmark.py
+	$(PY) benchmarks/memory_benchmark.py
 
 clean-cache: ## delete derived caches (data/processed); never touches data/raw
-	rm -rf data/processed/arrays-* data/processed/features-*
+	rm -rf data/processed/arrays-* data/processed/features

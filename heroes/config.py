@@ -55,6 +55,7 @@ class TrainConfig:
     feature_dtype: str = "float32"  # frozen-prefix precision for cached features: float32, bfloat16 or auto
     use_cache: bool = True  # train only the trainable suffix on cached frozen features (False: end to end)
     dropout: float = 0.0  # dropout after each new dense layer of the head
+    strategy: str = "none"  # tf.distribute: none, mirrored or multiworker (TF_CONFIG); batch_size is then global
 
 
 def to_dict(config) -> dict:

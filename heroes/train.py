@@ -11,7 +11,7 @@ import keras
 import numpy
 import pandas
 
-from heroes import features, models, runs
+from heroes import distribute, features, models, runs
 from heroes.callbacks import BestWeights, EpochTimer
 from heroes.config import TrainConfig, to_dict
 from heroes.errors import UserError
@@ -81,6 +81,10 @@ def check_sets(sets: dict, image_size: int) -> tuple:
     for name in ("val", "test"):
         if tuple(sets[name].class_names) != class_names:
             raise UserError(f"{name} classes {list(sets[name].class_names)} differ from train's {list(class_names)}")
+    for name in ("train", "val", "test"):
+        labels = sets[name].labels
+        if labels.min() < 0 or labels.max() >= len(class_names):
+            raise UserError(f"{name} labels run to {labels.max()}, but there are {len(class_names)} class names")
     absent = [class_names[index] for index in range(len(class_names)) if not (sets["train"].labels == index).any()]
     if absent:
         raise UserError(f"classes without a training image: {', '.join(absent)}; every class needs some")
@@ -154,8 +158,9 @@ def fresh_session(config: TrainConfig) -> None:
 
 
 def _compile(model, config) -> None:
-    optimizer = keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    with model.distribute_strategy.scope():  # issue 7: the optimizer's variables go where the model's strategy says
+        optimizer = keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum)
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
 
 def _fit(model, batches, validation, config, class_weight, progress) -> tuple:
@@ -274,15 +279,18 @@ def train_run(
     run_dir = Path(run_dir) if run_dir is not None else runs.default_run_dir(name, config)
     fresh_session(config)
     choice = models.choose_weights(config.backbone, config.weights, config.image_size)
-    model = models.build_model(
-        config.backbone, len(class_names), config.image_size, weights=choice, policy=config.policy,
-        dropout=config.dropout,
-    )
+    # ---- issue 7: models built under config.strategy (heroes.distribute); after fresh_session, which resets graphs
+    with distribute.strategy_for(config).scope():
+        model = models.build_model(
+            config.backbone, len(class_names), config.image_size, weights=choice, policy=config.policy,
+            dropout=config.dropout,
+        )
+        prefix, suffix = _split_for_cache(model) if use_cache else (None, None)
+    # ---- end issue 7
     if progress:
         sizes = ", ".join(f"{len(sets[split])} {split}" for split in ("train", "val", "test"))
         print(f"{name}: {config.backbone}/{config.policy} seed {config.seed}, {sizes}; weights: {choice.source}")
     class_weight = class_weight_map(sets["train"].labels, len(class_names), config.class_weights)
-    prefix, suffix = _split_for_cache(model) if use_cache else (None, None)
     cache = None
     if prefix is None:
         outcome = _end_to_end(model, config, sets, class_weight, progress)
