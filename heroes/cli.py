@@ -84,6 +84,12 @@ def _export(args) -> int:
     return 0
 
 
+def _bench(args) -> int:
+    from heroes import bench
+
+    return bench.run(out=args.out, quick=args.quick)
+
+
 def _reproduce(args) -> int:
     from heroes import pipeline
 
@@ -151,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("savedmodel", "onnx"), default="savedmodel", help="(default savedmodel)")
     export.add_argument("--out", help="destination (default beside the model: model_savedmodel/ or model.onnx)")
     export.set_defaults(handler=_export)
+
+    bench = commands.add_parser("bench", help="naive vs cached training, side by side, and the matmul ceiling")
+    bench.add_argument("--out", help="JSON to write (default reports/benchmarks/latest.json)")
+    bench.add_argument("--quick", action="store_true", help="tiny sizes, a few minutes (JSON: latest-quick.json)")
+    bench.set_defaults(handler=_bench)
 
     reproduce = commands.add_parser("reproduce", help="run notebooks 01-04 headlessly (what `make reproduce` calls)")
     reproduce.add_argument("--seeds", type=int, help="number of seeds (default: each notebook's own, 3)")

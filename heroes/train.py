@@ -173,6 +173,9 @@ def _fit(model, batches, validation, config, class_weight, progress) -> tuple:
     fitted = model.fit(
         batches, validation_data=validation, epochs=config.epochs, class_weight=class_weight,
         callbacks=callbacks, verbose=2 if progress else 0,
+        # EpochBatches already orders each epoch from the seed; Keras' own shuffle would reorder its batches
+        # with Python's global ``random``, breaking seed-determinism and cached/mirrored parity.
+        shuffle=False,
     )
     release_optimizer_graphs()
     history = pandas.DataFrame(fitted.history)
