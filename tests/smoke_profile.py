@@ -27,6 +27,14 @@ SMOKE_PARAMETERS = {
     "test_count": 3,
     "dirt": True,
     "feature_dtype": "float32",
+    # Relative: nbval runs each prepared copy in its own folder, so smoke models land in .smoke/models, never
+    # in the project's models/ where they would overwrite full-size runs of the same name.
+    "models_dir": "models",
+    "latency_images": 2,
+    "latency_repeats": 1,
+    "gradcam_count": 2,
+    "top_losses": 4,
+    "n_resamples": 999,
 }
 
 
