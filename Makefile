@@ -43,11 +43,12 @@ test: unit smoke ## everything CI runs: unit tests, then every notebook in the s
 reproduce: $(STAMP) ## run notebooks 01-04 with papermill into reports/notebooks and write reports/summary.md
 	$(PY) -m heroes reproduce $(REPRODUCE_ARGS)
 
-bench: $(STAMP) ## benchmarks: scan speed (and more as they land)
+bench: $(STAMP) ## benchmarks: scan, clean, features, memory, then naive vs cached training (about an hour)
 	$(PY) benchmarks/scan_benchmark.py
 	$(PY) benchmarks/clean_benchmark.py
 	$(PY) benchmarks/feature_benchmark.py
 	$(PY) benchmarks/memory_benchmark.py
+	HEROES_OFFLINE=1 $(PY) -m heroes bench
 
 clean-cache: ## delete derived caches (data/processed); never touches data/raw
 	rm -rf data/processed/arrays-* data/processed/features

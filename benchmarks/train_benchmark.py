@@ -1,0 +1,737 @@
+"""Naive Keras fine-tuning against the frozen-feature cache (float32, bf16), side by side, near the machine's limit.
+
+    .venv/bin/python benchmarks/train_benchmark.py [--quick] [--out FILE.json] [--naive-epochs N] [--naive-batches N]
+                                                   [--backbones vgg16,resnet50] [--epochs N]
+    python -m heroes bench [--quick] [--out FILE.json]          (the same, through heroes.bench)
+
+In one process, on one embedded synthetic dataset (six classes, 200/25/25 per class at 224 px, seed 0), for each
+backbone under its study policy (batch 16, SGD lr 0.001 momentum 0.9, ``weights=None``: random weights cost the
+same to run as ImageNet ones):
+
+1. **naive** -- ``model.fit`` on the whole model, float32, frozen base inside: the frozen stack runs for every
+   training and validation image in every epoch. It is timed for ``naive_epochs`` epochs (optionally only
+   ``naive_batches`` training batches of each) and extrapolated to ``epochs``; its test accuracy is reported only
+   when it really trained every epoch (``heroes.train.train_run(use_cache=False)``), never estimated.
+2. **cached float32** and 3. **cached bf16** -- ``heroes.train.train_run`` with the frozen-feature cache in a
+   fresh temporary folder: the frozen prefix runs once per image, then only the trainable suffix trains.
+
+Per row: extraction images/s, seconds per epoch, end-to-end wall time, CPU time, peak RSS (sampled), the load
+average while it ran and the test accuracy. Around them: the float32 and bf16 matmul ceiling (GFLOP/s, and GFLOP
+per CPU-second, which contention distorts less), the frozen prefix's analytic FLOPs per image, and a short
+alternating probe of each prefix in float32 and bf16, as a fraction of the ceiling. The markdown table is printed
+last; the JSON goes to ``reports/benchmarks/latest.json`` (``--quick``: ``latest-quick.json``).
+"""
+
+import argparse
+import dataclasses
+import math
+import os
+import platform
+import re
+import resource
+import signal
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+os.environ.setdefault("HEROES_OFFLINE", "1")
+
+import keras  # noqa: E402
+import numpy  # noqa: E402
+import psutil  # noqa: E402
+
+from heroes import arrays, data, distribute, features, models, paths, runs, split, synthetic, train  # noqa: E402
+from heroes.callbacks import BestWeights  # noqa: E402
+from heroes.config import TrainConfig  # noqa: E402
+from heroes.errors import UserError  # noqa: E402
+
+DEFAULT_OUT = paths.REPORTS / "benchmarks" / "latest.json"
+QUICK_OUT = paths.REPORTS / "benchmarks" / "latest-quick.json"
+TARGET_SPEEDUP = 15.0
+TARGET_CEILING_FRACTION = 0.5
+TARGET_ACCURACY_POINTS = 2.0
+MIB = 2**20
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What one benchmark run measures; ``FULL`` is the study's configuration, ``QUICK`` a few-minute check."""
+
+    image_size: int = 224
+    train: int = 200  # images per class
+    val: int = 25
+    test: int = 25
+    batch_size: int = 16
+    epochs: int = 10  # the run every row's wall time is for
+    naive_epochs: int = 1  # epochs the naive path really runs; >= epochs: a full, measured run with test accuracy
+    naive_batches: int | None = None  # training batches timed per naive epoch (None: the whole epoch)
+    backbones: tuple = ("vgg16", "resnet50")
+    matmul_size: int = 4096
+    matmul_reps: int = 4
+    probe_images: int = 32  # images per pass of the float32 / bf16 prefix probe
+    seed: int = 0
+    sample_seconds: float = 0.2  # RSS and load-average sampling period
+
+
+FULL = Settings()
+QUICK = Settings(image_size=64, train=8, val=2, test=2, epochs=2, naive_epochs=1, matmul_size=1024, matmul_reps=3,
+                 probe_images=16)
+
+
+# ---------------------------------------------------------------- the machine and its load
+
+
+def _cpu_flags() -> set:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    match = re.search(r"^flags\s*:\s*(.*)$", text, re.MULTILINE)
+    return set(match.group(1).split()) if match else set()
+
+
+def _cpu_model() -> str:
+    try:
+        match = re.search(r"^model name\s*:\s*(.*)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
+    except OSError:
+        match = None
+    return match.group(1).strip() if match else platform.processor() or "unknown"
+
+
+def machine_info() -> dict:
+    """CPU model, cores, the vector/matrix extensions that decide bf16 speed, memory and library versions."""
+    import tensorflow
+
+    flags = _cpu_flags()
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+    return {
+        "cpu": _cpu_model(), "logical_cores": os.cpu_count(), "cpu_flags": {flag: flag in flags for flag in wanted},
+        "bf16_native": features.bf16_is_fast(), "gpus": len(tensorflow.config.list_physical_devices("GPU")),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "tensorflow": tensorflow.__version__, "keras": keras.__version__, "python": platform.python_version(),
+        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
+        "tf_cpu_allocator_use_bfc": os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", ""),
+        "intra_op_threads": tensorflow.config.threading.get_intra_op_parallelism_threads() or "default (all cores)",
+    }
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Monitor:
+    """Samples this process's RSS and the 1-minute load average in a thread; ``phase`` records one measurement."""
+
+    def __init__(self, interval: float, verbose: bool = True):
+        self.process, self.interval, self.verbose = psutil.Process(), interval, verbose
+        self.peak, self.loads, self.all_loads = 0, [], []
+        self._lock, self._stop = threading.Lock(), threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        rss, load = self.process.memory_info().rss, os.getloadavg()[0]
+        with self._lock:
+            self.peak = max(self.peak, rss)
+            self.loads.append(load)
+            self.all_loads.append(load)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    @contextmanager
+    def phase(self, name: str):
+        """Yield a dict filled, on exit, with wall/CPU seconds, RSS at start and peak, and the load average."""
+        with self._lock:
+            self.peak, self.loads = self.process.memory_info().rss, []
+        rss_start, load_start = self.process.memory_info().rss, os.getloadavg()[0]
+        if self.verbose:
+            print(f"[{datetime.now():%H:%M:%S}] {name} ... (load {load_start:.2f})", flush=True)
+        record = {}
+        wall, cpu = time.perf_counter(), _cpu_seconds()
+        yield record
+        wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu
+        self._sample()
+        with self._lock:
+            peak, loads = self.peak, list(self.loads)
+        record["resources"] = {
+            "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "cpu_per_wall": round(cpu / wall, 2) if wall else None,
+            "rss_start_mib": round(rss_start / MIB, 1), "peak_rss_mib": round(peak / MIB, 1),
+            "load_1min_start": round(load_start, 2), "load_1min_mean": round(float(numpy.mean(loads)), 2),
+            "load_1min_max": round(float(numpy.max(loads)), 2),
+        }
+        if self.verbose:
+            print(f"[{datetime.now():%H:%M:%S}] {name}: {wall:.0f} s wall, {cpu:.0f} s CPU, "
+                  f"peak RSS {peak / MIB:.0f} MiB, load {numpy.mean(loads):.2f}", flush=True)
+
+
+# ---------------------------------------------------------------- the ceiling and the FLOPs
+
+
+def matmul_ceiling(size: int, reps: int, dtype: str) -> dict:
+    """Best and median GFLOP/s of a ``size``-square ``tf.linalg.matmul`` in ``dtype`` after one warm-up call."""
+    import tensorflow
+
+    rng = numpy.random.default_rng(0)
+    left = tensorflow.cast(rng.standard_normal((size, size), dtype="float32"), dtype)
+    right = tensorflow.cast(rng.standard_normal((size, size), dtype="float32"), dtype)
+    product = tensorflow.function(lambda a, b: tensorflow.reduce_sum(tensorflow.cast(tensorflow.linalg.matmul(a, b),
+                                                                                       "float32")))
+    product(left, right).numpy()
+    flops = 2.0 * size**3
+    walls, cpus = [], []
+    for _ in range(reps):
+        wall, cpu = time.perf_counter(), _cpu_seconds()
+        product(left, right).numpy()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(_cpu_seconds() - cpu)
+    return {
+        "dtype": dtype, "size": size, "reps": reps, "gflop_per_rep": flops / 1e9,
+        "gflops": round(flops / min(walls) / 1e9, 2), "gflops_median": round(flops / float(numpy.median(walls)) / 1e9, 2),
+        "gflop_per_cpu_s": round(flops / min(cpus) / 1e9, 2) if min(cpus) > 0 else None,
+        "seconds": [round(value, 3) for value in walls],
+    }
+
+
+def prefix_flops(prefix) -> int:
+    """FLOPs of one image through ``prefix``: 2 x multiply-adds of every Conv2D (2.H.W.k^2.Cin.Cout/groups) and Dense.
+
+    Bias, BatchNorm, activations, pooling and residual adds are left out (under 1% for VGG16 and ResNet50).
+    """
+    total = 0
+    for layer in prefix.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            height, width = layer.output.shape[1:3]
+            kernel_h, kernel_w, inputs_per_group, outputs = layer.kernel.shape
+            total += 2 * height * width * kernel_h * kernel_w * inputs_per_group * outputs
+        elif isinstance(layer, keras.layers.Dense):
+            total += 2 * math.prod(layer.kernel.shape)
+    return int(total)
+
+
+def _build(config, num_classes):
+    """The model ``train_run`` builds for ``config``: same session reset, seed, weights and strategy scope."""
+    train.fresh_session(config)
+    choice = models.choose_weights(config.backbone, config.weights, config.image_size)
+    with distribute.strategy_for(config).scope():
+        model = models.build_model(config.backbone, num_classes, config.image_size, weights=choice,
+                                   policy=config.policy, dropout=config.dropout)
+    return model
+
+
+def _timed_passes(extractor, images, batch_size) -> tuple:
+    wall, cpu = time.perf_counter(), _cpu_seconds()
+    for start in range(0, len(images), batch_size):
+        features._run_prefix(extractor, images[start : start + batch_size])
+    return time.perf_counter() - wall, _cpu_seconds() - cpu
+
+
+def prefix_probe(config, num_classes, images, batch_size) -> dict:
+    """The frozen prefix alone, float32 then bf16 then float32 then bf16 (best pass counts), on the same images."""
+    model = _build(config, num_classes)
+    prefix, _ = models.split_at_first_trainable(model)
+    variants = {"float32": prefix, "bfloat16": features.bfloat16_prefix(prefix)}
+    for extractor in variants.values():
+        features._run_prefix(extractor, images[:batch_size])  # trace and warm up
+    walls, cpus = {name: [] for name in variants}, {name: [] for name in variants}
+    for _ in range(2):
+        for name, extractor in variants.items():
+            wall, cpu = _timed_passes(extractor, images, batch_size)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+    flops = prefix_flops(prefix)
+    result = {"cut": prefix.layers[-1].name, "flops_per_image": flops, "gflop_per_image": round(flops / 1e9, 3),
+              "images": len(images), "batch_size": batch_size}
+    for name in variants:
+        result[name] = {
+            "images_per_s": round(len(images) / min(walls[name]), 3),
+            "gflops": round(flops * len(images) / min(walls[name]) / 1e9, 2),
+            "gflop_per_cpu_s": round(flops * len(images) / min(cpus[name]) / 1e9, 2),
+            "seconds": [round(value, 2) for value in walls[name]],
+        }
+    del model, prefix, variants
+    return result
+
+
+# ---------------------------------------------------------------- data
+
+
+def make_sets(folder: Path, settings: Settings) -> dict:
+    """Draw the embedded dataset, scan it, split it per class and decode it: train/val/test ``ImageSet``s."""
+    per_class = settings.train + settings.val + settings.test
+    synthetic.write_dataset(folder / "raw", per_class=per_class, size=settings.image_size, seed=settings.seed,
+                            progress=False)
+    splits = split.make_splits(data.scan(folder / "raw", progress=False), train=settings.train, val=settings.val,
+                               test=settings.test, seed=settings.seed)
+    return arrays.load_split_arrays(splits, settings.image_size, cache_dir=folder / "arrays", progress=False)
+
+
+def train_config(settings: Settings, backbone: str, feature_dtype="float32") -> TrainConfig:
+    return TrainConfig(backbone=backbone, policy="study", image_size=settings.image_size, weights=None,
+                       epochs=settings.epochs, batch_size=settings.batch_size, seed=settings.seed,
+                       feature_dtype=feature_dtype)
+
+
+def _steady(values) -> float:
+    """Mean of the epochs after the first (which also traces the step functions), or the only one."""
+    values = list(values)
+    return float(numpy.mean(values[1:] if len(values) > 1 else values))
+
+
+# ---------------------------------------------------------------- the three paths
+
+
+class FitClock(keras.callbacks.Callback):
+    """Inside ``fit``: each training batch, each epoch's training part (batches and data) and each validation pass."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches, self.train_parts, self.validations = [], [], []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = time.perf_counter()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._batch = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches.append(time.perf_counter() - self._batch)
+
+    def on_test_begin(self, logs=None):
+        self._test = time.perf_counter()
+        self.train_parts.append(self._test - self._epoch)
+
+    def on_test_end(self, logs=None):
+        self.validations.append(time.perf_counter() - self._test)
+
+
+def naive_measured(config, sets, folder) -> dict:
+    """Every epoch really trained, end to end: ``train_run(use_cache=False)``; nothing extrapolated."""
+    result = train.train_run(config, sets, name=f"naive-{config.backbone}", run_dir=folder / "runs" / "naive",
+                             use_cache=False, progress=False, save_model=False)
+    metrics, history = result.metrics, result.history
+    images = len(sets["train"]) + len(sets["val"])
+    epoch = _steady(history["seconds"])
+    return {
+        "path": "naive", "extrapolated": False, "epochs_trained": int(len(history)), "batches_timed_per_epoch": None,
+        "extract_images_per_s": None, "stack_images_per_s": round(images / epoch, 3),
+        "seconds_per_epoch": round(epoch, 2), "epoch_seconds": [round(value, 2) for value in history["seconds"]],
+        "wall_s": round(metrics["wall_time_s"], 1), "train_s": round(metrics["train_time_s"], 1),
+        "test_accuracy": metrics["test_accuracy"], "test_n": metrics["test_n"],
+        "val_accuracy_epoch1": float(history["val_accuracy"].iloc[0]),
+    }
+
+
+def naive_timed(config, sets, settings) -> dict:
+    """Time ``settings.naive_epochs`` epochs (of ``naive_batches`` batches) of ``model.fit`` on the whole model and
+    extrapolate to ``config.epochs``; the test accuracy of a partly trained model is not reported."""
+    start = time.perf_counter()
+    model = _build(config, len(sets["train"].class_names))
+    train._compile(model, config)
+    image_set = sets["train"]
+    sha = numpy.asarray(image_set.sha256)
+    batches = train.EpochBatches(lambda indices, views: features.view_batch(image_set.images[indices], sha[indices],
+                                                                            views),
+                                 image_set.labels, config.batch_size, config.seed)
+    steps = len(batches) if settings.naive_batches is None else min(settings.naive_batches, len(batches))
+    validation = (numpy.asarray(sets["val"].images, dtype="float32"), sets["val"].labels)
+    clock = FitClock()
+    setup = time.perf_counter() - start
+    fitted = model.fit(batches, validation_data=validation, epochs=settings.naive_epochs, steps_per_epoch=steps,
+                       callbacks=[BestWeights("val_loss"), clock], verbose=0)
+    train.release_optimizer_graphs()
+    start = time.perf_counter()
+    model.predict(numpy.asarray(sets["test"].images, dtype="float32"), batch_size=train.PREDICT_BATCH, verbose=0)
+    test_pass = time.perf_counter() - start
+    timed = len(clock.batches)
+    batch = (sum(clock.train_parts) - clock.batches[0]) / (timed - 1) if timed > 1 else clock.batches[0]
+    trace = max(clock.batches[0] - batch, 0.0)
+    validation_s = _steady(clock.validations)
+    epoch = batch * len(batches) + validation_s
+    train_s = config.epochs * epoch + trace
+    images = len(image_set) + len(sets["val"])
+    full_epoch = steps == len(batches)
+    return {
+        "path": "naive", "extrapolated": True, "epochs_trained": settings.naive_epochs,
+        "batches_timed_per_epoch": steps, "batches_per_epoch": len(batches),
+        "extract_images_per_s": None, "stack_images_per_s": round(images / epoch, 3),
+        "seconds_per_epoch": round(epoch, 2), "seconds_per_batch": round(batch, 3),
+        "first_batch_overhead_s": round(trace, 2), "validation_s": round(validation_s, 2),
+        "setup_s": round(setup, 2), "test_pass_s": round(test_pass, 2),
+        "wall_s": round(setup + train_s + test_pass, 1), "train_s": round(train_s, 1),
+        "test_accuracy": None, "test_n": len(sets["test"]),
+        "val_accuracy_epoch1": float(fitted.history["val_accuracy"][0]) if full_epoch else None,
+        "extrapolation": (
+            f"timed {settings.naive_epochs} epoch(s) x {steps} of {len(batches)} training batches + validation; "
+            f"{config.epochs} epochs = setup + {config.epochs} x (s/batch x {len(batches)} + validation) "
+            f"+ first-batch tracing + one test pass"
+        ),
+    }
+
+
+def cached(config, sets, folder) -> dict:
+    """``train_run`` with the frozen-feature cache in a fresh folder: real extraction, then the suffix trains."""
+    cache_dir = folder / "features"
+    result = train.train_run(config, sets, name=f"cached-{config.backbone}-{config.feature_dtype}",
+                             run_dir=folder / "runs" / f"cached-{config.feature_dtype}", use_cache=True,
+                             cache_dir=cache_dir, progress=False, save_model=False)
+    metrics, history = result.metrics, result.history
+    cache = metrics["feature_cache"]
+    if cache["reused"]:
+        raise ValueError(f"the benchmark's fresh feature cache {cache['dir']} reused {cache['reused']} features")
+    return {
+        "path": f"cached {config.feature_dtype}", "extrapolated": False, "epochs_trained": int(len(history)),
+        "extract_images_per_s": round(cache["computed"] / metrics["feature_time_s"], 3),
+        "features_computed": cache["computed"], "extract_s": round(metrics["feature_time_s"], 1),
+        "stack_images_per_s": None,
+        "seconds_per_epoch": round(_steady(history["seconds"]), 2),
+        "epoch_seconds": [round(value, 2) for value in history["seconds"]],
+        "wall_s": round(metrics["wall_time_s"], 1), "train_s": round(metrics["train_time_s"], 1),
+        "test_accuracy": metrics["test_accuracy"], "test_n": metrics["test_n"],
+        "val_accuracy_epoch1": float(history["val_accuracy"].iloc[0]),
+    }
+
+
+# ---------------------------------------------------------------- one backbone, the whole benchmark
+
+
+def _ratio(numerator, denominator):
+    return round(numerator / denominator, 2) if numerator and denominator else None
+
+
+def analyse(rows: dict, settings: Settings, counts: dict, probe: dict, ceilings: dict) -> dict:
+    """Ratios naive/cached, the ideal ratio from counting frozen-stack passes, and what limits the 15x target."""
+    naive, float32, bf16 = rows["naive"], rows["cached float32"], rows["cached bfloat16"]
+    passes_naive = settings.epochs * (counts["train"] + counts["val"]) + counts["test"]
+    passes_cached = counts["train"] + counts["val"] + counts["test"]
+    target_wall = naive["wall_s"] / TARGET_SPEEDUP
+    rest = bf16["wall_s"] - bf16["extract_s"]  # model build, suffix training, test pass, writing the run
+    needed = bf16["extract_s"] / (target_wall - rest) if target_wall > rest else None
+    fp32_ceiling, bf16_ceiling = ceilings["float32"], ceilings["bfloat16"]
+    gflop = probe["gflop_per_image"]
+    accuracy_gap = (None if naive["test_accuracy"] is None
+                    else round(100 * abs(bf16["test_accuracy"] - naive["test_accuracy"]), 1))
+    return {
+        "speedup_cached_float32": _ratio(naive["wall_s"], float32["wall_s"]),
+        "speedup_cached_bfloat16": _ratio(naive["wall_s"], bf16["wall_s"]),
+        "epoch_ratio_naive_over_cached_float32": _ratio(naive["seconds_per_epoch"], float32["seconds_per_epoch"]),
+        "extraction_bf16_over_float32": _ratio(bf16["extract_images_per_s"], float32["extract_images_per_s"]),
+        "probe_bf16_over_float32": _ratio(probe["bfloat16"]["images_per_s"], probe["float32"]["images_per_s"]),
+        "ideal_ratio_frozen_stack_passes": round(passes_naive / passes_cached, 2),
+        "frozen_stack_passes": {"naive": passes_naive, "cached": passes_cached},
+        "cached_bfloat16_breakdown_s": {"extraction": bf16["extract_s"], "training": bf16["train_s"],
+                                        "other": round(bf16["wall_s"] - bf16["extract_s"] - bf16["train_s"], 1)},
+        "target_wall_s_for_15x": round(target_wall, 1),
+        "extraction_speedup_needed_for_15x": None if needed is None else round(needed, 2),
+        "target_15x_reachable_by_faster_extraction_alone": needed is not None,
+        "accuracy_gap_points_bf16_vs_naive": accuracy_gap,
+        "extraction_gflops_in_run": {
+            "float32": round(gflop * float32["extract_images_per_s"], 2),
+            "bfloat16": round(gflop * bf16["extract_images_per_s"], 2)},
+        "fraction_of_ceiling": {
+            "float32_run_wall": _ratio(gflop * float32["extract_images_per_s"], fp32_ceiling["gflops"]),
+            "bfloat16_run_wall": _ratio(gflop * bf16["extract_images_per_s"], bf16_ceiling["gflops"]),
+            "float32_probe_wall": _ratio(probe["float32"]["gflops"], fp32_ceiling["gflops"]),
+            "bfloat16_probe_wall": _ratio(probe["bfloat16"]["gflops"], bf16_ceiling["gflops"]),
+            "float32_probe_per_cpu_s": _ratio(probe["float32"]["gflop_per_cpu_s"], fp32_ceiling["gflop_per_cpu_s"]),
+            "bfloat16_probe_per_cpu_s": _ratio(probe["bfloat16"]["gflop_per_cpu_s"], bf16_ceiling["gflop_per_cpu_s"]),
+        },
+    }
+
+
+def bench_backbone(backbone, sets, settings, monitor, folder) -> dict:
+    """The prefix probe and the three rows for one backbone."""
+    num_classes = len(sets["train"].class_names)
+    config = train_config(settings, backbone)
+    images = numpy.asarray(sets["train"].images[: settings.probe_images], dtype="float32")
+    with monitor.phase(f"{backbone} prefix probe float32/bf16") as probe_phase:
+        probe = prefix_probe(config, num_classes, images, settings.batch_size)
+    probe["resources"] = probe_phase["resources"]
+    rows = {}
+    naive_label = "naive (measured)" if settings.naive_epochs >= settings.epochs and not settings.naive_batches \
+        else "naive (timed, extrapolated)"
+    with monitor.phase(f"{backbone} {naive_label}") as phase:
+        if naive_label == "naive (measured)":
+            phase.update(naive_measured(config, sets, folder / backbone))
+        else:
+            phase.update(naive_timed(config, sets, settings))
+    rows["naive"] = phase
+    for dtype in ("float32", "bfloat16"):
+        with monitor.phase(f"{backbone} cached {dtype}") as phase:
+            phase.update(cached(dataclasses.replace(config, feature_dtype=dtype), sets, folder / backbone))
+        rows[f"cached {dtype}"] = phase
+    train.fresh_session(config)
+    return {"backbone": backbone, "policy": "study", "probe": probe, "rows": rows}
+
+
+def run_benchmark(settings: Settings = FULL, out=DEFAULT_OUT, verbose: bool = True) -> dict:
+    """Measure everything in this process, write the JSON to ``out`` (unless None) and return it."""
+    started = datetime.now(timezone.utc)
+    result = {
+        "benchmark": "naive Keras fine-tuning vs frozen-feature cache (float32, bf16)",
+        "date": started.date().isoformat(), "started": started.isoformat(timespec="seconds"),
+        "settings": dataclasses.asdict(settings), "machine": machine_info(), "notes": _notes(settings),
+    }
+    with Monitor(settings.sample_seconds, verbose) as monitor, tempfile.TemporaryDirectory(prefix="heroes-bench-") as tmp:
+        folder = Path(tmp)
+        with monitor.phase("matmul ceiling (before)") as before_phase:
+            before = {dtype: matmul_ceiling(settings.matmul_size, settings.matmul_reps, dtype)
+                      for dtype in ("float32", "bfloat16")}
+        with monitor.phase("synthetic data") as data_phase:
+            sets = make_sets(folder / "data", settings)
+        counts = {name: len(sets[name]) for name in ("train", "val", "test")}
+        result["data"] = {**counts, "classes": list(sets["train"].class_names), "image_size": settings.image_size,
+                          "resources": data_phase["resources"]}
+        backbones = []
+        for name in settings.backbones:
+            backbones.append(bench_backbone(name, sets, settings, monitor, folder))
+            if out is not None:  # a run stopped later still leaves what it measured
+                runs.write_json(_partial_path(out), {**result, "complete": False, "backbones": backbones})
+        with monitor.phase("matmul ceiling (after)") as after_phase:
+            after = {dtype: matmul_ceiling(settings.matmul_size, settings.matmul_reps, dtype)
+                     for dtype in ("float32", "bfloat16")}
+        loads = list(monitor.all_loads)
+    ceilings = {dtype: max(before[dtype], after[dtype], key=lambda item: item["gflops"]) for dtype in before}
+    result["ceiling"] = {"best": ceilings, "before": before, "after": after,
+                         "resources": {"before": before_phase["resources"], "after": after_phase["resources"]}}
+    for entry in backbones:
+        entry["analysis"] = analyse(entry["rows"], settings, counts, entry["probe"], ceilings)
+    result["backbones"] = backbones
+    finished = datetime.now(timezone.utc)
+    result["finished"] = finished.isoformat(timespec="seconds")
+    result["total_wall_s"] = round((finished - started).total_seconds(), 1)
+    result["load_1min"] = {"mean": round(float(numpy.mean(loads)), 2), "min": round(float(numpy.min(loads)), 2),
+                           "max": round(float(numpy.max(loads)), 2), "samples": len(loads)}
+    result["process_max_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    result["targets"] = _targets(result)
+    result["complete"] = True
+    if out is not None:
+        runs.write_json(out, result)
+        Path(_partial_path(out)).unlink(missing_ok=True)
+        result["written_to"] = str(out)
+    return result
+
+
+def _partial_path(out) -> Path:
+    out = Path(out)
+    return out.with_name(f"{out.stem}.partial{out.suffix}")
+
+
+def _notes(settings: Settings) -> list:
+    naive = ("naive: every epoch really trained and measured" if settings.naive_epochs >= settings.epochs
+             and not settings.naive_batches else
+             f"naive: timed {settings.naive_epochs} epoch(s)"
+             + (f" of {settings.naive_batches} training batches" if settings.naive_batches else "")
+             + f" and EXTRAPOLATED to {settings.epochs} epochs; its test accuracy is not measured")
+    return [
+        naive,
+        "cached rows: one heroes.train.train_run each, feature cache in a fresh temporary folder (nothing reused)",
+        "weights=None (random): same FLOPs as ImageNet weights; accuracies are on the synthetic data set",
+        "shared machine: wall times depend on the other processes; CPU seconds and the 1-minute load average are "
+        "recorded beside every wall time",
+        "peak RSS is sampled every %.2f s per phase (short spikes can be missed)" % settings.sample_seconds,
+        "FLOPs: 2 x multiply-adds of the prefix's Conv2D/Dense layers, counted from their shapes",
+    ]
+
+
+def _targets(result: dict) -> dict:
+    """The issue's three targets, for VGG16 when it was measured."""
+    entry = next((item for item in result["backbones"] if item["backbone"] == "vgg16"), None)
+    if entry is None:
+        return {}
+    analysis = entry["analysis"]
+    speedup = analysis["speedup_cached_bfloat16"]
+    fraction = analysis["fraction_of_ceiling"]["bfloat16_run_wall"]
+    gap = analysis["accuracy_gap_points_bf16_vs_naive"]
+    return {
+        "speedup_15x": {"measured": speedup, "met": bool(speedup and speedup >= TARGET_SPEEDUP)},
+        "accuracy_within_2_points": {"measured_gap": gap,
+                                     "met": None if gap is None else gap <= TARGET_ACCURACY_POINTS},
+        "extraction_half_of_bf16_ceiling": {"measured": fraction,
+                                            "met": bool(fraction and fraction >= TARGET_CEILING_FRACTION)},
+    }
+
+
+# ---------------------------------------------------------------- the markdown table
+
+
+def _number(value, digits=1, unit=""):
+    return "—" if value is None else f"{value:,.{digits}f}{unit}"
+
+
+def _accuracy(row) -> str:
+    if row["test_accuracy"] is None:
+        return "not measured"
+    return f"{100 * row['test_accuracy']:.1f}% (n={row['test_n']})"
+
+
+def markdown(result: dict) -> str:
+    """The tables: one row per (backbone, path), the ceiling, and what limits the targets."""
+    settings, counts, machine = result["settings"], result["data"], result["machine"]
+    lines = [
+        f"### Training benchmark, {result['date']}: {machine['cpu']}, {machine['logical_cores']} cores, "
+        f"{'AVX-512' if machine['cpu_flags']['avx512f'] else 'AVX2'}, "
+        f"bf16 native: {'yes' if machine['bf16_native'] else 'no'}, {machine['gpus']} GPU",
+        "",
+        f"{len(counts['classes'])} classes, {settings['image_size']} px, {counts['train']}/{counts['val']}/"
+        f"{counts['test']} train/val/test images, batch {settings['batch_size']}, {settings['epochs']} epochs, "
+        f"study policy, weights=None, seed {settings['seed']}. Machine shared: 1-min load average "
+        f"{result['load_1min']['mean']:.1f} mean ({result['load_1min']['min']:.1f}–{result['load_1min']['max']:.1f}) "
+        f"on {machine['logical_cores']} cores during the run, so wall times are noisy; CPU seconds are beside them.",
+        "",
+        f"| backbone | path | extract img/s | s/epoch | {settings['epochs']}-epoch wall s | CPU s | peak RSS MiB "
+        "| load | test accuracy |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for entry in result["backbones"]:
+        for name, row in entry["rows"].items():
+            resources = row["resources"]
+            extract = (f"{row['stack_images_per_s']:.2f}¹" if row["extract_images_per_s"] is None
+                       else f"{row['extract_images_per_s']:.2f}")
+            wall = f"≈{row['wall_s']:,.0f} (extrapolated²)" if row["extrapolated"] else f"{row['wall_s']:,.0f}"
+            lines.append(
+                f"| {entry['backbone']} | {name} | {extract} | {row['seconds_per_epoch']:,.1f} | {wall} | "
+                f"{resources['cpu_s']:,.0f} | {resources['peak_rss_mib']:,.0f} | {resources['load_1min_mean']:.1f} | "
+                f"{_accuracy(row)} |")
+    lines += ["", "| backbone | naive / cached fp32 | naive / cached bf16 | ideal (stack passes) | bf16 / fp32 extraction "
+              "| epoch-1 val acc naive · fp32 · bf16 |", "|---|---:|---:|---:|---:|---:|"]
+    for entry in result["backbones"]:
+        analysis, rows = entry["analysis"], entry["rows"]
+        epoch1 = " · ".join(_number(None if rows[key]["val_accuracy_epoch1"] is None
+                                    else 100 * rows[key]["val_accuracy_epoch1"], 1, "%")
+                            for key in ("naive", "cached float32", "cached bfloat16"))
+        lines.append(
+            f"| {entry['backbone']} | {_number(analysis['speedup_cached_float32'], 2, '×')} | "
+            f"{_number(analysis['speedup_cached_bfloat16'], 2, '×')} | "
+            f"{_number(analysis['ideal_ratio_frozen_stack_passes'], 1, '×')} | "
+            f"{_number(analysis['extraction_bf16_over_float32'], 2, '×')} | {epoch1} |")
+    best = result["ceiling"]["best"]
+    lines += ["", "| kernel | GFLOP/s (wall) | GFLOP per CPU-s | fraction of the same-dtype matmul ceiling |",
+              "|---|---:|---:|---:|"]
+    for dtype in ("float32", "bfloat16"):
+        ceiling = best[dtype]
+        lines.append(f"| matmul {ceiling['size']}² {dtype} (best of before/after) | {ceiling['gflops']:.1f} | "
+                     f"{_number(ceiling['gflop_per_cpu_s'])} | 1 |")
+    for entry in result["backbones"]:
+        probe, fraction = entry["probe"], entry["analysis"]["fraction_of_ceiling"]
+        gflops = entry["analysis"]["extraction_gflops_in_run"]
+        for dtype in ("float32", "bfloat16"):
+            lines.append(
+                f"| {entry['backbone']} prefix {dtype}, {probe['gflop_per_image']:.2f} GFLOP/img: probe · in run | "
+                f"{probe[dtype]['gflops']:.1f} · {gflops[dtype]:.1f} | {probe[dtype]['gflop_per_cpu_s']:.1f} | "
+                f"{_number(fraction[f'{dtype}_probe_wall'], 2)} (probe) · {_number(fraction[f'{dtype}_run_wall'], 2)} "
+                f"(run) · {_number(fraction[f'{dtype}_probe_per_cpu_s'], 2)} (per CPU-s) |")
+    lines += ["", "¹ naive has no extraction step: images/s through the frozen stack inside `fit` (train + val).",
+              f"² {next(note for note in result['notes'] if note.startswith('naive'))}."]
+    lines += ["", *_limits(result)]
+    return "\n".join(lines)
+
+
+def _limits(result: dict) -> list:
+    """Plain sentences: the targets, met or not, and what limits them, from the measurements."""
+    lines = []
+    for entry in result["backbones"]:
+        analysis = entry["analysis"]
+        breakdown = analysis["cached_bfloat16_breakdown_s"]
+        needed = analysis["extraction_speedup_needed_for_15x"]
+        lines.append(
+            f"- {entry['backbone']}: naive/cached bf16 {_number(analysis['speedup_cached_bfloat16'], 2, '×')}; counting "
+            f"frozen-stack passes alone caps caching at {analysis['ideal_ratio_frozen_stack_passes']:.1f}× "
+            f"({analysis['frozen_stack_passes']['naive']:,} vs {analysis['frozen_stack_passes']['cached']:,} images); "
+            f"cached bf16 spent {breakdown['extraction']:,.0f} s extracting, {breakdown['training']:,.0f} s training, "
+            f"{breakdown['other']:,.0f} s on the rest; bf16 extraction ran "
+            f"{_number(analysis['extraction_bf16_over_float32'], 2, '×')} float32's. "
+            + (f"15× needs extraction {needed:.1f}× faster." if needed else
+               "15× is out of reach even with free extraction: the rest alone exceeds naive/15."))
+    targets = result.get("targets") or {}
+    if targets:
+        lines.append(
+            f"- Targets (VGG16): 15× end-to-end {'met' if targets['speedup_15x']['met'] else 'NOT met'} "
+            f"({_number(targets['speedup_15x']['measured'], 2, '×')}); accuracy within 2 points: "
+            + ("not measured (naive extrapolated)" if targets['accuracy_within_2_points']['met'] is None else
+               f"{'met' if targets['accuracy_within_2_points']['met'] else 'NOT met'} "
+               f"({targets['accuracy_within_2_points']['measured_gap']} points)")
+            + f"; extraction ≥ 50% of the bf16 matmul ceiling: "
+            f"{'met' if targets['extraction_half_of_bf16_ceiling']['met'] else 'NOT met'} "
+            f"({_number(targets['extraction_half_of_bf16_ceiling']['measured'], 2)}).")
+    if not result["machine"]["bf16_native"]:
+        lines.append("- This CPU has no AVX-512-BF16/AMX: oneDNN runs bf16 convolutions by converting to float32, so "
+                     "bf16 cannot speed extraction here; on hardware with bf16 matrix units it would.")
+    return lines
+
+
+# ---------------------------------------------------------------- command line
+
+
+def parse_args(argv=None) -> tuple:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (64 px, 8/2/2 per class, 2 epochs)")
+    parser.add_argument("--out", help=f"JSON to write (default {DEFAULT_OUT.relative_to(paths.PROJ_ROOT)}; "
+                                      f"--quick: {QUICK_OUT.relative_to(paths.PROJ_ROOT)})")
+    parser.add_argument("--naive-epochs", type=int, help="epochs the naive path really trains (default 1; "
+                                                         ">= --epochs: measured, with test accuracy)")
+    parser.add_argument("--naive-batches", type=int, help="training batches timed per naive epoch (default all)")
+    parser.add_argument("--epochs", type=int, help="epochs of the run every wall time is for (default 10)")
+    parser.add_argument("--backbones", help="comma-separated (default vgg16,resnet50)")
+    parser.add_argument("--size", type=int, help="image side in pixels (default 224)")
+    parser.add_argument("--counts", help="train,val,test images per class (default 200,25,25)")
+    parser.add_argument("--probe-images", type=int, help="images per prefix-probe pass (default 32)")
+    args = parser.parse_args(argv)
+    settings = QUICK if args.quick else FULL
+    overrides = {"naive_epochs": args.naive_epochs, "naive_batches": args.naive_batches, "epochs": args.epochs,
+                 "backbones": tuple(args.backbones.split(",")) if args.backbones else None,
+                 "image_size": args.size, "probe_images": args.probe_images}
+    if args.counts:
+        try:
+            overrides["train"], overrides["val"], overrides["test"] = (int(value) for value in args.counts.split(","))
+        except ValueError:
+            raise UserError(f"--counts takes three integers, train,val,test per class, not {args.counts!r}") from None
+    settings = dataclasses.replace(settings, **{key: value for key, value in overrides.items() if value is not None})
+    out = Path(args.out) if args.out else (QUICK_OUT if args.quick else DEFAULT_OUT)
+    return settings, out
+
+
+def check_settings(settings: Settings) -> None:
+    """``UserError`` on settings that cannot be measured."""
+    for name in ("epochs", "naive_epochs", "batch_size", "train", "val", "test", "matmul_size", "matmul_reps",
+                 "probe_images", "image_size"):
+        if getattr(settings, name) < 1:
+            raise UserError(f"{name} must be at least 1, got {getattr(settings, name)}")
+    if settings.naive_batches is not None and settings.naive_batches < 1:
+        raise UserError(f"naive_batches must be at least 1, got {settings.naive_batches}")
+    for backbone in settings.backbones:
+        models.get_backbone(backbone)
+
+
+def main(argv=None) -> int:
+    settings, out = parse_args(argv)
+    if threading.current_thread() is threading.main_thread():  # a killed run still removes its temporary folder
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    check_settings(settings)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give a .json file")
+    result = run_benchmark(settings, out)
+    print(f"\nwrote {out} ({result['total_wall_s']:.0f} s)\n")
+    print(markdown(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

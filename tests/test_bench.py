@@ -1,0 +1,76 @@
+"""The training benchmark runs at tiny sizes and produces every field (timings are never asserted)."""
+
+import dataclasses
+import json
+
+import pytest
+
+from heroes import bench, cli
+
+ROW_FIELDS = ("path", "extrapolated", "extract_images_per_s", "seconds_per_epoch", "wall_s", "train_s",
+              "test_accuracy", "test_n", "val_accuracy_epoch1", "resources")
+RESOURCE_FIELDS = ("wall_s", "cpu_s", "cpu_per_wall", "rss_start_mib", "peak_rss_mib", "load_1min_start",
+                   "load_1min_mean", "load_1min_max")
+ANALYSIS_FIELDS = ("speedup_cached_float32", "speedup_cached_bfloat16", "epoch_ratio_naive_over_cached_float32",
+                   "extraction_bf16_over_float32", "ideal_ratio_frozen_stack_passes", "cached_bfloat16_breakdown_s",
+                   "target_wall_s_for_15x", "extraction_speedup_needed_for_15x", "extraction_gflops_in_run",
+                   "fraction_of_ceiling")
+
+
+@pytest.fixture(scope="module")
+def benchmark():
+    return bench.load_benchmark()
+
+
+def tiny(benchmark, **changes):
+    return dataclasses.replace(benchmark.QUICK, image_size=32, train=2, val=1, test=1, epochs=2, matmul_size=64,
+                               matmul_reps=1, probe_images=2, batch_size=4, **changes)
+
+
+def check_rows(entry):
+    assert set(entry["rows"]) == {"naive", "cached float32", "cached bfloat16"}
+    for row in entry["rows"].values():
+        for name in ROW_FIELDS:
+            assert name in row, name
+        for name in RESOURCE_FIELDS:
+            assert entry["rows"]["naive"]["resources"][name] is not None, name
+        assert row["seconds_per_epoch"] > 0 and row["wall_s"] > 0
+    for dtype in ("float32", "bfloat16"):
+        assert entry["rows"][f"cached {dtype}"]["extract_images_per_s"] > 0
+        assert entry["rows"][f"cached {dtype}"]["test_accuracy"] is not None
+    assert entry["probe"]["flops_per_image"] > 0
+    for name in ANALYSIS_FIELDS:
+        assert name in entry["analysis"], name
+
+
+def test_extrapolated_naive_rows_report_every_field_and_no_invented_accuracy(benchmark, tmp_path):
+    out = tmp_path / "bench.json"
+    result = benchmark.run_benchmark(tiny(benchmark, naive_epochs=1), out=out, verbose=False)
+    written = json.loads(out.read_text())
+    assert [entry["backbone"] for entry in written["backbones"]] == ["vgg16", "resnet50"]
+    for entry in written["backbones"]:
+        check_rows(entry)
+        naive = entry["rows"]["naive"]
+        assert naive["extrapolated"] and naive["test_accuracy"] is None and "extrapolation" in naive
+    for dtype in ("float32", "bfloat16"):
+        assert written["ceiling"]["best"][dtype]["gflops"] > 0
+    assert written["machine"]["cpu_flags"] and written["load_1min"]["samples"] > 0 and written["targets"]
+    table = benchmark.markdown(result)
+    assert "not measured" in table and "extrapolated" in table and table.count("| vgg16 |") >= 4
+
+
+def test_fully_trained_naive_row_reports_its_accuracy(benchmark, tmp_path):
+    settings = tiny(benchmark, naive_epochs=2, backbones=("vgg16",))
+    result = benchmark.run_benchmark(settings, out=None, verbose=False)
+    (entry,) = result["backbones"]
+    check_rows(entry)
+    naive, float32 = entry["rows"]["naive"], entry["rows"]["cached float32"]
+    assert not naive["extrapolated"] and naive["test_accuracy"] is not None
+    # Same seed, same batches, same model: the first epoch's validation accuracy agrees between the two paths.
+    assert naive["val_accuracy_epoch1"] == pytest.approx(float32["val_accuracy_epoch1"])
+    assert entry["analysis"]["accuracy_gap_points_bf16_vs_naive"] is not None
+
+
+def test_bench_command_rejects_a_folder_as_out(tmp_path, capsys):
+    assert cli.main(["bench", "--quick", "--out", str(tmp_path)]) == 2
+    assert "folder" in capsys.readouterr().err
