@@ -70,7 +70,7 @@ class Settings:
     naive_epochs: int = 1  # epochs the naive path really runs; >= epochs: a full, measured run with test accuracy
     naive_batches: int | None = None  # training batches timed per naive epoch (None: the whole epoch)
     backbones: tuple = ("vgg16", "resnet50")
-    matmul_size: int = 4096
+    matmul_sizes: tuple = (2048, 4096)  # the ceiling is the best of these, before and after the rows
     matmul_reps: int = 4
     probe_images: int = 32  # images per pass of the float32 / bf16 prefix probe
     seed: int = 0
@@ -78,7 +78,7 @@ class Settings:
 
 
 FULL = Settings()
-QUICK = Settings(image_size=64, train=8, val=2, test=2, epochs=2, naive_epochs=1, matmul_size=1024, matmul_reps=3,
+QUICK = Settings(image_size=64, train=8, val=2, test=2, epochs=2, naive_epochs=1, matmul_sizes=(1024,), matmul_reps=3,
                  probe_images=16)
 
 
@@ -94,12 +94,12 @@ def _cpu_flags() -> set:
     return set(match.group(1).split()) if match else set()
 
 
-def _cpu_model() -> str:
+def _cpuinfo(field: str) -> str | None:
     try:
-        match = re.search(r"^model name\s*:\s*(.*)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
+        match = re.search(rf"^{field}\s*:\s*(.*)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
     except OSError:
         match = None
-    return match.group(1).strip() if match else platform.processor() or "unknown"
+    return match.group(1).strip() if match else None
 
 
 def machine_info() -> dict:
@@ -109,7 +109,9 @@ def machine_info() -> dict:
     flags = _cpu_flags()
     wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
     return {
-        "cpu": _cpu_model(), "logical_cores": os.cpu_count(), "cpu_flags": {flag: flag in flags for flag in wanted},
+        "cpu": _cpuinfo("model name") or platform.processor() or "unknown", "cpu_family": _cpuinfo("cpu family"),
+        "cpu_model_number": _cpuinfo("model"), "logical_cores": os.cpu_count(),
+        "cpu_flags": {flag: flag in flags for flag in wanted},
         "bf16_native": features.bf16_is_fast(), "gpus": len(tensorflow.config.list_physical_devices("GPU")),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "tensorflow": tensorflow.__version__, "keras": keras.__version__, "python": platform.python_version(),
@@ -200,10 +202,17 @@ def matmul_ceiling(size: int, reps: int, dtype: str) -> dict:
         cpus.append(_cpu_seconds() - cpu)
     return {
         "dtype": dtype, "size": size, "reps": reps, "gflop_per_rep": flops / 1e9,
-        "gflops": round(flops / min(walls) / 1e9, 2), "gflops_median": round(flops / float(numpy.median(walls)) / 1e9, 2),
+        "gflops": round(flops / min(walls) / 1e9, 2),
+        "gflops_median": round(flops / float(numpy.median(walls)) / 1e9, 2),
         "gflop_per_cpu_s": round(flops / min(cpus) / 1e9, 2) if min(cpus) > 0 else None,
         "seconds": [round(value, 3) for value in walls],
     }
+
+
+def matmul_ceilings(settings: Settings) -> dict:
+    """{dtype: [one ``matmul_ceiling`` per size]} for float32 and bfloat16."""
+    return {dtype: [matmul_ceiling(size, settings.matmul_reps, dtype) for size in settings.matmul_sizes]
+            for dtype in ("float32", "bfloat16")}
 
 
 def prefix_flops(prefix) -> int:
@@ -330,9 +339,13 @@ def naive_measured(config, sets, folder) -> dict:
         "extract_images_per_s": None, "stack_images_per_s": round(images / epoch, 3),
         "seconds_per_epoch": round(epoch, 2), "epoch_seconds": [round(value, 2) for value in history["seconds"]],
         "wall_s": round(metrics["wall_time_s"], 1), "train_s": round(metrics["train_time_s"], 1),
-        "test_accuracy": metrics["test_accuracy"], "test_n": metrics["test_n"],
-        "val_accuracy_epoch1": float(history["val_accuracy"].iloc[0]),
+        "test_accuracy": metrics["test_accuracy"], "test_n": metrics["test_n"], **_epoch1(history),
     }
+
+
+def _epoch1(history) -> dict:
+    """Training loss, validation loss and accuracy after the first epoch: the paths train the same model."""
+    return {f"{name}_epoch1": float(numpy.asarray(history[name])[0]) for name in ("loss", "val_loss", "val_accuracy")}
 
 
 def naive_timed(config, sets, settings) -> dict:
@@ -373,7 +386,8 @@ def naive_timed(config, sets, settings) -> dict:
         "setup_s": round(setup, 2), "test_pass_s": round(test_pass, 2),
         "wall_s": round(setup + train_s + test_pass, 1), "train_s": round(train_s, 1),
         "test_accuracy": None, "test_n": len(sets["test"]),
-        "val_accuracy_epoch1": float(fitted.history["val_accuracy"][0]) if full_epoch else None,
+        **(_epoch1(fitted.history) if full_epoch else dict.fromkeys(("loss_epoch1", "val_loss_epoch1",
+                                                                      "val_accuracy_epoch1"))),
         "extrapolation": (
             f"timed {settings.naive_epochs} epoch(s) x {steps} of {len(batches)} training batches + validation; "
             f"{config.epochs} epochs = setup + {config.epochs} x (s/batch x {len(batches)} + validation) "
@@ -400,8 +414,7 @@ def cached(config, sets, folder) -> dict:
         "seconds_per_epoch": round(_steady(history["seconds"]), 2),
         "epoch_seconds": [round(value, 2) for value in history["seconds"]],
         "wall_s": round(metrics["wall_time_s"], 1), "train_s": round(metrics["train_time_s"], 1),
-        "test_accuracy": metrics["test_accuracy"], "test_n": metrics["test_n"],
-        "val_accuracy_epoch1": float(history["val_accuracy"].iloc[0]),
+        "test_accuracy": metrics["test_accuracy"], "test_n": metrics["test_n"], **_epoch1(history),
     }
 
 
@@ -420,6 +433,10 @@ def analyse(rows: dict, settings: Settings, counts: dict, probe: dict, ceilings:
     target_wall = naive["wall_s"] / TARGET_SPEEDUP
     rest = bf16["wall_s"] - bf16["extract_s"]  # model build, suffix training, test pass, writing the run
     needed = bf16["extract_s"] / (target_wall - rest) if target_wall > rest else None
+    # Contention moves wall times; CPU seconds move less. The naive CPU time of the extrapolated run is estimated
+    # as its timed phase's CPU/wall times the extrapolated wall time.
+    naive_cpu = naive["resources"]["cpu_per_wall"] * naive["wall_s"] if naive["extrapolated"] \
+        else naive["resources"]["cpu_s"]
     fp32_ceiling, bf16_ceiling = ceilings["float32"], ceilings["bfloat16"]
     gflop = probe["gflop_per_image"]
     accuracy_gap = (None if naive["test_accuracy"] is None
@@ -428,8 +445,13 @@ def analyse(rows: dict, settings: Settings, counts: dict, probe: dict, ceilings:
         "speedup_cached_float32": _ratio(naive["wall_s"], float32["wall_s"]),
         "speedup_cached_bfloat16": _ratio(naive["wall_s"], bf16["wall_s"]),
         "epoch_ratio_naive_over_cached_float32": _ratio(naive["seconds_per_epoch"], float32["seconds_per_epoch"]),
+        "speedup_cpu_seconds_float32": _ratio(naive_cpu, float32["resources"]["cpu_s"]),
+        "speedup_cpu_seconds_bfloat16": _ratio(naive_cpu, bf16["resources"]["cpu_s"]),
+        "bound_with_free_extraction_bfloat16": _ratio(naive["wall_s"], rest),
         "extraction_bf16_over_float32": _ratio(bf16["extract_images_per_s"], float32["extract_images_per_s"]),
         "probe_bf16_over_float32": _ratio(probe["bfloat16"]["images_per_s"], probe["float32"]["images_per_s"]),
+        "probe_bf16_over_float32_per_cpu_s": _ratio(probe["bfloat16"]["gflop_per_cpu_s"],
+                                                    probe["float32"]["gflop_per_cpu_s"]),
         "ideal_ratio_frozen_stack_passes": round(passes_naive / passes_cached, 2),
         "frozen_stack_passes": {"naive": passes_naive, "cached": passes_cached},
         "cached_bfloat16_breakdown_s": {"extraction": bf16["extract_s"], "training": bf16["train_s"],
@@ -485,11 +507,11 @@ def run_benchmark(settings: Settings = FULL, out=DEFAULT_OUT, verbose: bool = Tr
         "date": started.date().isoformat(), "started": started.isoformat(timespec="seconds"),
         "settings": dataclasses.asdict(settings), "machine": machine_info(), "notes": _notes(settings),
     }
-    with Monitor(settings.sample_seconds, verbose) as monitor, tempfile.TemporaryDirectory(prefix="heroes-bench-") as tmp:
+    monitor = Monitor(settings.sample_seconds, verbose)
+    with monitor, tempfile.TemporaryDirectory(prefix="heroes-bench-") as tmp:
         folder = Path(tmp)
         with monitor.phase("matmul ceiling (before)") as before_phase:
-            before = {dtype: matmul_ceiling(settings.matmul_size, settings.matmul_reps, dtype)
-                      for dtype in ("float32", "bfloat16")}
+            before = matmul_ceilings(settings)
         with monitor.phase("synthetic data") as data_phase:
             sets = make_sets(folder / "data", settings)
         counts = {name: len(sets[name]) for name in ("train", "val", "test")}
@@ -501,10 +523,9 @@ def run_benchmark(settings: Settings = FULL, out=DEFAULT_OUT, verbose: bool = Tr
             if out is not None:  # a run stopped later still leaves what it measured
                 runs.write_json(_partial_path(out), {**result, "complete": False, "backbones": backbones})
         with monitor.phase("matmul ceiling (after)") as after_phase:
-            after = {dtype: matmul_ceiling(settings.matmul_size, settings.matmul_reps, dtype)
-                     for dtype in ("float32", "bfloat16")}
+            after = matmul_ceilings(settings)
         loads = list(monitor.all_loads)
-    ceilings = {dtype: max(before[dtype], after[dtype], key=lambda item: item["gflops"]) for dtype in before}
+    ceilings = {dtype: max(before[dtype] + after[dtype], key=lambda item: item["gflops"]) for dtype in before}
     result["ceiling"] = {"best": ceilings, "before": before, "after": after,
                          "resources": {"before": before_phase["resources"], "after": after_phase["resources"]}}
     for entry in backbones:
@@ -592,8 +613,8 @@ def markdown(result: dict) -> str:
         f"{result['load_1min']['mean']:.1f} mean ({result['load_1min']['min']:.1f}–{result['load_1min']['max']:.1f}) "
         f"on {machine['logical_cores']} cores during the run, so wall times are noisy; CPU seconds are beside them.",
         "",
-        f"| backbone | path | extract img/s | s/epoch | {settings['epochs']}-epoch wall s | CPU s | peak RSS MiB "
-        "| load | test accuracy |",
+        f"| backbone | path | extract img/s | s/epoch | {settings['epochs']}-epoch wall s | CPU s "
+        "| RSS MiB start→peak³ | load | test accuracy |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for entry in result["backbones"]:
@@ -604,26 +625,29 @@ def markdown(result: dict) -> str:
             wall = f"≈{row['wall_s']:,.0f} (extrapolated²)" if row["extrapolated"] else f"{row['wall_s']:,.0f}"
             lines.append(
                 f"| {entry['backbone']} | {name} | {extract} | {row['seconds_per_epoch']:,.1f} | {wall} | "
-                f"{resources['cpu_s']:,.0f} | {resources['peak_rss_mib']:,.0f} | {resources['load_1min_mean']:.1f} | "
+                f"{resources['cpu_s']:,.0f} | {resources['rss_start_mib']:,.0f}→{resources['peak_rss_mib']:,.0f} | "
+                f"{resources['load_1min_mean']:.1f} | "
                 f"{_accuracy(row)} |")
-    lines += ["", "| backbone | naive / cached fp32 | naive / cached bf16 | ideal (stack passes) | bf16 / fp32 extraction "
-              "| epoch-1 val acc naive · fp32 · bf16 |", "|---|---:|---:|---:|---:|---:|"]
+    lines += ["", "| backbone | naive / cached fp32 | naive / cached bf16 | same in CPU-s⁴ | ideal (stack passes) "
+              "| bound, free extraction⁵ | bf16 / fp32 extraction | epoch-1 val loss · acc: naive, fp32, bf16 |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for entry in result["backbones"]:
         analysis, rows = entry["analysis"], entry["rows"]
-        epoch1 = " · ".join(_number(None if rows[key]["val_accuracy_epoch1"] is None
-                                    else 100 * rows[key]["val_accuracy_epoch1"], 1, "%")
-                            for key in ("naive", "cached float32", "cached bfloat16"))
+        epoch1 = ", ".join(_epoch1_cell(rows[key]) for key in ("naive", "cached float32", "cached bfloat16"))
         lines.append(
             f"| {entry['backbone']} | {_number(analysis['speedup_cached_float32'], 2, '×')} | "
             f"{_number(analysis['speedup_cached_bfloat16'], 2, '×')} | "
+            f"{_number(analysis['speedup_cpu_seconds_float32'], 2, '×')} · "
+            f"{_number(analysis['speedup_cpu_seconds_bfloat16'], 2, '×')} | "
             f"{_number(analysis['ideal_ratio_frozen_stack_passes'], 1, '×')} | "
+            f"{_number(analysis['bound_with_free_extraction_bfloat16'], 1, '×')} | "
             f"{_number(analysis['extraction_bf16_over_float32'], 2, '×')} | {epoch1} |")
     best = result["ceiling"]["best"]
     lines += ["", "| kernel | GFLOP/s (wall) | GFLOP per CPU-s | fraction of the same-dtype matmul ceiling |",
               "|---|---:|---:|---:|"]
     for dtype in ("float32", "bfloat16"):
         ceiling = best[dtype]
-        lines.append(f"| matmul {ceiling['size']}² {dtype} (best of before/after) | {ceiling['gflops']:.1f} | "
+        lines.append(f"| matmul {ceiling['size']}² {dtype} (best size, before/after) | {ceiling['gflops']:.1f} | "
                      f"{_number(ceiling['gflop_per_cpu_s'])} | 1 |")
     for entry in result["backbones"]:
         probe, fraction = entry["probe"], entry["analysis"]["fraction_of_ceiling"]
@@ -635,7 +659,12 @@ def markdown(result: dict) -> str:
                 f"{_number(fraction[f'{dtype}_probe_wall'], 2)} (probe) · {_number(fraction[f'{dtype}_run_wall'], 2)} "
                 f"(run) · {_number(fraction[f'{dtype}_probe_per_cpu_s'], 2)} (per CPU-s) |")
     lines += ["", "¹ naive has no extraction step: images/s through the frozen stack inside `fit` (train + val).",
-              f"² {next(note for note in result['notes'] if note.startswith('naive'))}."]
+              f"² {next(note for note in result['notes'] if note.startswith('naive'))}.",
+              "³ process RSS (sampled): TensorFlow's BFC allocator keeps its pool, so each row starts from what the "
+              "rows before it reserved.",
+              "⁴ naive/cached in CPU seconds (fp32 · bf16), less sensitive to the shared machine; for an "
+              "extrapolated naive run, its timed phase's CPU/wall × its extrapolated wall.",
+              "⁵ naive wall / (cached bf16 wall − its extraction): the ratio if extraction cost nothing."]
     lines += ["", *_limits(result)]
     return "\n".join(lines)
 
@@ -648,14 +677,17 @@ def _limits(result: dict) -> list:
         breakdown = analysis["cached_bfloat16_breakdown_s"]
         needed = analysis["extraction_speedup_needed_for_15x"]
         lines.append(
-            f"- {entry['backbone']}: naive/cached bf16 {_number(analysis['speedup_cached_bfloat16'], 2, '×')}; counting "
-            f"frozen-stack passes alone caps caching at {analysis['ideal_ratio_frozen_stack_passes']:.1f}× "
+            f"- {entry['backbone']}: naive/cached bf16 {_number(analysis['speedup_cached_bfloat16'], 2, '×')}; "
+            f"counting frozen-stack passes alone caps caching at {analysis['ideal_ratio_frozen_stack_passes']:.1f}× "
             f"({analysis['frozen_stack_passes']['naive']:,} vs {analysis['frozen_stack_passes']['cached']:,} images); "
             f"cached bf16 spent {breakdown['extraction']:,.0f} s extracting, {breakdown['training']:,.0f} s training, "
             f"{breakdown['other']:,.0f} s on the rest; bf16 extraction ran "
             f"{_number(analysis['extraction_bf16_over_float32'], 2, '×')} float32's. "
             + (f"15× needs extraction {needed:.1f}× faster." if needed else
-               "15× is out of reach even with free extraction: the rest alone exceeds naive/15."))
+               f"15× is out of reach even with free extraction: the rest alone "
+               f"({breakdown['training'] + breakdown['other']:,.0f} s) exceeds naive/15 "
+               f"({analysis['target_wall_s_for_15x']:,.0f} s); free extraction gives at most "
+               f"{_number(analysis['bound_with_free_extraction_bfloat16'], 1, '×')}."))
     targets = result.get("targets") or {}
     if targets:
         lines.append(
@@ -668,9 +700,21 @@ def _limits(result: dict) -> list:
             f"{'met' if targets['extraction_half_of_bf16_ceiling']['met'] else 'NOT met'} "
             f"({_number(targets['extraction_half_of_bf16_ceiling']['measured'], 2)}).")
     if not result["machine"]["bf16_native"]:
-        lines.append("- This CPU has no AVX-512-BF16/AMX: oneDNN runs bf16 convolutions by converting to float32, so "
-                     "bf16 cannot speed extraction here; on hardware with bf16 matrix units it would.")
+        lines.append("- This CPU has no AVX-512-BF16/AMX (no bf16 arithmetic units): bf16 is widened to float32 for "
+                     "the arithmetic, so it cannot speed extraction here; on hardware with bf16 matrix units it would.")
+    over = [entry["backbone"] for entry in result["backbones"]
+            if (entry["analysis"]["fraction_of_ceiling"]["float32_probe_wall"] or 0) > 1]
+    if over:
+        lines.append(f"- {', '.join(over)} convolutions beat the float32 matmul 'ceiling': `tf.linalg.matmul` at these "
+                     "sizes is not the machine's peak (compare GFLOP per CPU-s), so fractions above 1 mean the "
+                     "extractor runs at least as close to the hardware as TensorFlow's own matmul does.")
     return lines
+
+
+def _epoch1_cell(row) -> str:
+    if row["val_accuracy_epoch1"] is None:
+        return "—"
+    return f"{row['val_loss_epoch1']:.3g} · {100 * row['val_accuracy_epoch1']:.1f}%"
 
 
 # ---------------------------------------------------------------- command line
@@ -706,10 +750,12 @@ def parse_args(argv=None) -> tuple:
 
 def check_settings(settings: Settings) -> None:
     """``UserError`` on settings that cannot be measured."""
-    for name in ("epochs", "naive_epochs", "batch_size", "train", "val", "test", "matmul_size", "matmul_reps",
-                 "probe_images", "image_size"):
+    for name in ("epochs", "naive_epochs", "batch_size", "train", "val", "test", "matmul_reps", "probe_images",
+                 "image_size"):
         if getattr(settings, name) < 1:
             raise UserError(f"{name} must be at least 1, got {getattr(settings, name)}")
+    if not settings.matmul_sizes or min(settings.matmul_sizes) < 1:
+        raise UserError(f"matmul_sizes must be positive sizes, got {settings.matmul_sizes}")
     if settings.naive_batches is not None and settings.naive_batches < 1:
         raise UserError(f"naive_batches must be at least 1, got {settings.naive_batches}")
     for backbone in settings.backbones:
