@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy
 import pandas
-from tqdm.auto import tqdm
 
-from heroes import paths
+from heroes import paths, progress as progress_bars
 from heroes.config import CLASSES
 from heroes.errors import UserError
 from heroes.io_utils import atomic_path
@@ -61,7 +60,7 @@ def _decode_all(frame: pandas.DataFrame, size: int, progress: bool) -> numpy.nda
 
     out = numpy.empty((len(frame), size, size, 3), dtype=numpy.uint8)
     rows = zip(frame["path"], frame["sha256"])
-    for index, (path, _) in enumerate(tqdm(list(rows), desc=f"decoding {size}px", disable=not progress)):
+    for index, (path, _) in enumerate(progress_bars.bar(list(rows), desc=f"decoding {size}px", disable=not progress)):
         try:
             out[index] = fit_and_crop(decode_image(path), size)
         except (DecodeError, OSError) as error:

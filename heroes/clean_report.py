@@ -80,7 +80,10 @@ def fitting_counts(cleaned: pandas.DataFrame, train, val, test) -> tuple:
     """
     if all(value < 1 for value in (train, val, test)):
         return train, val, test
-    smallest = cleaned[data_rows(cleaned)].groupby("label").size().min()
+    kept = cleaned[data_rows(cleaned)]
+    if kept.empty:
+        raise UserError("cleaning left no images to split: every file was flagged (see flags.csv for why)")
+    smallest = kept.groupby("label").size().min()
     if smallest < val + test + 1:
         raise UserError(f"the smallest cleaned class has {smallest} images: too few for {val} validation "
                         f"and {test} test images plus training")

@@ -18,9 +18,8 @@ import keras
 import ml_dtypes
 import numpy
 from PIL import Image
-from tqdm.auto import tqdm
 
-from heroes import paths
+from heroes import paths, progress as progress_bars
 from heroes.errors import UserError
 from heroes.io_utils import atomic_path
 
@@ -214,7 +213,7 @@ def ensure_features(prefix, store: FeatureStore, image_set, views=(0,), progress
                 todo.append((index, sha, view))
     description = f"features {store.meta.get('backbone', '')} {store.dtype}"
     chunks = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
-    for chunk in tqdm(chunks, desc=description, unit="batch", disable=not progress or not chunks):
+    for chunk in progress_bars.bar(chunks, desc=description, unit="batch", disable=not progress or not chunks):
         indices, shas, chunk_views = zip(*chunk)
         outputs = _run_prefix(prefix, view_batch(image_set.images[list(indices)], shas, chunk_views))
         for sha, view, value in zip(shas, chunk_views, outputs):

@@ -9,7 +9,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from heroes import datasets, paths
+from heroes import datasets, paths, progress
+from heroes.config import SplitConfig
 from heroes.errors import UserError
 from heroes.io_utils import atomic_path
 
@@ -26,10 +27,21 @@ def overrides(seeds=None, size=None, per_class=None, epochs=None) -> dict:
     if size is not None:
         values["image_size"] = size
     if per_class is not None:
-        values["per_class"] = per_class
+        values.update(per_class=per_class, **_study_proportions(per_class))
     if epochs is not None:
         values["epochs"] = epochs
     return values
+
+
+def _study_proportions(per_class: int) -> dict:
+    """Notebook 01's train/val/test counts for ``per_class`` images in the study's 200/25/25 proportions."""
+    study = SplitConfig()
+    total = study.train + study.val + study.test
+    val, test = (max(1, round(per_class * share / total)) for share in (study.val, study.test))
+    if per_class - val - test < 2:
+        raise UserError(f"PER_CLASS={per_class} leaves no training images after {val} validation and {test} test "
+                        f"per class; use PER_CLASS=10 or more")
+    return {"train_count": per_class - val - test, "val_count": val, "test_count": test}
 
 
 def _children_cpu_s() -> float:
@@ -60,8 +72,11 @@ def run_notebooks(parameters: dict, out_dir=None, names=NOTEBOOKS) -> list:
         print(f"[reproduce] {name} {values or ''}", flush=True)
         start, cpu, load = time.perf_counter(), _children_cpu_s(), os.getloadavg()[0]
         try:
-            papermill.execute_notebook(str(source), str(out_dir / source.name), parameters=values,
-                                       cwd=str(source.parent), progress_bar=False, stdout_file=sys.stdout)
+            # Widget bars would never reach this terminal: text bars on the kernel's stderr, forwarded here.
+            with progress.text_bars():
+                papermill.execute_notebook(str(source), str(out_dir / source.name), parameters=values,
+                                           cwd=str(source.parent), progress_bar=False, stdout_file=sys.stdout,
+                                           stderr_file=sys.stderr)
         except papermill.PapermillExecutionError as error:
             raise UserError(f"{name} failed ({error.ename}: {error.evalue}); "
                             f"see the executed copy {out_dir / source.name}") from None
@@ -83,11 +98,22 @@ def write_timings(timings: list, total_s: float, parameters: dict, reports_dir=N
     return path
 
 
+def _check_drawable(size) -> None:
+    """Refuse a SIZE at which notebook 01 would draw the embedded images below the cleaning's tiny threshold."""
+    from heroes.clean import CleanConfig
+
+    minimum = CleanConfig().min_side
+    if size is not None and size < minimum:
+        raise UserError(f"SIZE={size} would draw the embedded images below the {minimum} px that cleaning keeps "
+                        f"(all would be dropped as tiny); use SIZE={minimum} or more")
+
+
 def reproduce(seeds=None, size=None, per_class=None, epochs=None) -> int:
     """Run the study end to end and say where to look."""
     start = time.perf_counter()
     parameters = overrides(seeds, size, per_class, epochs)
     if not datasets.has_images(datasets.raw_images_dir()):
+        _check_drawable(size)
         print(f"[reproduce] {datasets.raw_images_dir()} holds no images: notebook 01 draws the "
               f"{datasets.EMBEDDED_NOTE} there first", flush=True)
     timings = run_notebooks(parameters)
