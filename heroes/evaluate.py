@@ -414,8 +414,9 @@ def _percent(value):
 
 
 def _signed(value):
-    """Percentage points with a real minus sign, as typeset."""
-    return f"{100 * value:.1f}".replace("-", "−")
+    """Percentage points with a real minus sign, as typeset; a bound that rounds to zero is "0.0", not "−0.0"."""
+    text = f"{100 * value:.1f}"
+    return "0.0" if float(text) == 0 else text.replace("-", "−")
 
 
 def _p(value):

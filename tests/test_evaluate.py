@@ -323,3 +323,10 @@ def test_headline_metrics_are_strict_json():
     assert headline["test_accuracy"] == pytest.approx(28 / 30) and len(headline["test_accuracy_ci"]) == 2
     assert evaluate.comparison_table({"m": headline}).iloc[0]["95% CI"] == "[77.9, 99.2]"
     json.dumps(evaluate.jsonable(headline), allow_nan=False)
+
+
+def test_a_bound_that_rounds_to_zero_is_not_typeset_negative():
+    from heroes.evaluate import _signed
+
+    assert _signed(-0.00004) == "0.0" and _signed(0.0) == "0.0"
+    assert _signed(-0.0123) == "−1.2" and _signed(0.0123) == "1.2"
