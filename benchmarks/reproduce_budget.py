@@ -37,14 +37,16 @@ def run_flops(sizes: dict, epochs: int, suffix_gflop: float) -> float:
 
 
 def measured_suffix_seconds_per_image(suffix, batches: int = 6, batch_size: int = 16) -> float:
-    """Wall seconds per training image of ``suffix`` under the study's SGD, after one warm-up batch."""
+    """Wall seconds per training image of ``suffix`` under the study's SGD (with XLA, as ``train`` runs it on one
+    device), after one warm-up batch."""
     import keras
 
     shape = suffix.input_shape[1:]
     rng = numpy.random.default_rng(0)
     inputs = rng.standard_normal((batch_size * batches, *shape)).astype("float32")
     labels = rng.integers(0, suffix.output_shape[-1], len(inputs))
-    suffix.compile(optimizer=keras.optimizers.SGD(0.001, momentum=0.9), loss="sparse_categorical_crossentropy")
+    suffix.compile(optimizer=keras.optimizers.SGD(0.001, momentum=0.9), loss="sparse_categorical_crossentropy",
+                   jit_compile=True)
     suffix.fit(inputs[:batch_size], labels[:batch_size], batch_size=batch_size, verbose=0, shuffle=False)
     start = time.perf_counter()
     suffix.fit(inputs, labels, batch_size=batch_size, verbose=0, shuffle=False)
