@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from heroes import evaluate, features, models, runs, train
 from heroes.config import TrainConfig, to_dict
 from heroes.errors import UserError
+from heroes.io_utils import atomic_path
 from heroes.plots_evaluation import COLOURS, DPI, Saved, _save
 from heroes.weights import WeightsChoice
 
@@ -74,13 +75,8 @@ def shared_initialisation(config: TrainConfig, num_classes: int, directory) -> W
     donor = _donor_with_weights_of(model, config.backbone, config.image_size)
     path = Path(directory) / f"{config.backbone}-{config.image_size}px-seed{config.seed}-{fingerprint}.weights.h5"
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp.weights.h5")
-        try:
+        with atomic_path(path, suffix=".tmp.weights.h5") as temporary:
             donor.save_weights(temporary)
-            os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
     train.fresh_session(config)
     note = (f"{choice.note}; backbone initialised once (seed {config.seed}, prefix fingerprint {fingerprint}) and "
             f"shared by every seed, as ImageNet weights would be; the new layers start from each run's own seed")

@@ -9,12 +9,15 @@ from heroes.errors import UserError
 
 
 @contextmanager
-def atomic_path(path):
-    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
+def atomic_path(path, suffix=".tmp"):
+    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds.
+
+    ``suffix`` ends the temporary name: Keras picks its format from it (``.keras``, ``.weights.h5``).
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
         os.close(handle)
         # mkstemp creates 0600 files; give outputs the usual permissions (0666 less the umask).
         umask = os.umask(0)

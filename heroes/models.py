@@ -4,7 +4,6 @@
 # ``resnet50`` (same conv5-stage policy) is the reference ResNet here, and every run card names the backbone used.
 
 import json
-import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -521,13 +520,8 @@ def save_model(model, path, class_names) -> Path:
         raise UserError(f"model path must end in .keras: {path}")
     if len(class_names) != model.output_shape[-1] or len(set(class_names)) != len(class_names):
         raise UserError(f"need {model.output_shape[-1]} distinct class names, got {class_names}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
-    try:
+    with atomic_path(path, suffix=".tmp.keras") as temporary:
         model.save(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
     metadata = {"class_names": class_names, "backbone": backbone_of(model), "input_shape": list(model.input_shape[1:])}
     with atomic_path(class_names_path(path)) as temporary_json:
         temporary_json.write_text(json.dumps(metadata, indent=2) + "\n")
