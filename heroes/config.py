@@ -25,16 +25,6 @@ class SplitConfig:
 
 
 @dataclass(frozen=True)
-class SynthConfig:
-    """The embedded dataset: 250 images per class (the study's 200/25/25) at 224 px."""
-
-    per_class: int = 250
-    size: int = 224
-    seed: int = 0
-    dirt: bool = False
-
-
-@dataclass(frozen=True)
 class TrainConfig:
     """The study's six-class fine-tune: SGD lr 0.001, momentum 0.9, cross-entropy, 10 epochs."""
 

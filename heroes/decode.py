@@ -32,15 +32,12 @@ import re
 import struct
 import zlib
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy
 from PIL import Image, ImageOps
 
 DEFAULT_MAX_PIXELS = 50_000_000
 WHITE = (255, 255, 255, 255)
-ORIENTATION_TAG = 0x0112
-_SWAPPING_ORIENTATIONS = {5, 6, 7, 8}
 _SNIFF_BYTES = 512
 # Magic numbers of formats Pillow reads: a file that starts like an image but
 # cannot be identified is a damaged image, not "not an image".
@@ -76,16 +73,6 @@ class DecodeError(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class ImageInfo:
-    """What the header says, without decoding pixels (size after EXIF orientation)."""
-
-    format: str
-    mode: str
-    width: int
-    height: int
-
-
 def decode_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode ``path`` by content into a loaded RGB image, or raise ``DecodeError``."""
     _check_not_empty(path)
@@ -98,17 +85,6 @@ def decode_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     rgb.format = source_format
     rgb.info["source_mode"] = source_mode
     return rgb
-
-
-def probe_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
-    """Read format, mode and displayed size from the header only (cheap; pixels unchecked)."""
-    _check_not_empty(path)
-    with _decode_errors(path, max_pixels), Image.open(path) as source:
-        _check_pixels(source.size, max_pixels)
-        width, height = source.size
-        if _orientation(source) in _SWAPPING_ORIENTATIONS:
-            width, height = height, width
-        return ImageInfo(source.format, source.mode, width, height)
 
 
 @contextmanager
@@ -179,14 +155,6 @@ def _over_white(rgba: Image.Image) -> Image.Image:
     """Alpha-blend an RGBA image over a white background."""
     background = Image.new("RGBA", rgba.size, WHITE)
     return Image.alpha_composite(background, rgba).convert("RGB")
-
-
-def _orientation(image: Image.Image) -> int:
-    """The EXIF orientation (1 when absent or unreadable)."""
-    try:
-        return int(image.getexif().get(ORIENTATION_TAG, 1))
-    except _DECODER_ERRORS:
-        return 1
 
 
 def _apply_orientation(image: Image.Image) -> Image.Image:

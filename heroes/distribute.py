@@ -86,11 +86,6 @@ def replicas(strategy=None) -> int:
     return int(strategy.num_replicas_in_sync)
 
 
-def global_batch_size(per_replica: int, strategy=None) -> int:
-    """Examples per step across every replica: ``per_replica x replicas`` (the strategy in scope by default)."""
-    return int(per_replica) * replicas(strategy)
-
-
 def scaled_learning_rate(learning_rate: float, replica_count: int, rule: str = "linear") -> float:
     """``learning_rate x replicas`` under the linear rule, unchanged under ``none``."""
     if rule not in LR_RULES:

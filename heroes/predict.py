@@ -150,12 +150,6 @@ def iter_predictions(model, class_names, inputs, top_k=TOP_K, batch_size=BATCH_S
             bar.update(len(chunk))
 
 
-def predict_paths(inputs, model_path, top_k=TOP_K, batch_size=BATCH_SIZE, progress=False) -> list:
-    """Load the model at ``model_path`` and return a ``Prediction`` for every file of ``inputs``."""
-    model, class_names = load_predictor(model_path)
-    return list(iter_predictions(model, class_names, inputs, top_k, batch_size, progress))
-
-
 # ---------------------------------------------------------------- output
 
 

@@ -53,18 +53,3 @@ def test_second_load_comes_from_the_cache(split_frame, tmp_path, monkeypatch):
 def test_study_classes_come_in_the_study_order():
     frame = pandas.DataFrame({"label": ["not_a_hero", "deadpool", "batman"]})
     assert class_names_of(frame) == ("batman", "deadpool", "not_a_hero")
-
-
-def test_shuffled_batches_keep_labels_aligned_with_paths(split_frame, tmp_path):
-    from heroes.batches import ImageBatches
-
-    train = load_split_arrays(split_frame, size=16, cache_dir=tmp_path / "cache", progress=False)["train"]
-    batches = ImageBatches(train, batch_size=4, shuffle=True, seed=5)
-    again = ImageBatches(train, batch_size=4, shuffle=True, seed=5)
-    assert batches.paths == again.paths and sorted(batches.paths) == sorted(train.paths)
-    seen_labels = numpy.concatenate([batches[index][1] for index in range(len(batches))])
-    expected = [train.labels[train.paths.index(path)] for path in batches.paths]
-    numpy.testing.assert_array_equal(seen_labels, expected)
-    first_order = batches.paths
-    batches.on_epoch_end()
-    assert batches.paths != first_order  # a new epoch, a new (seeded) order

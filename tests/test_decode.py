@@ -9,7 +9,7 @@ import numpy
 import pytest
 from PIL import Image, ImageFile
 
-from heroes.decode import DecodeError, decode_image, fit_and_crop, probe_image, to_rgb
+from heroes.decode import DecodeError, decode_image, fit_and_crop, to_rgb
 
 
 def save(tmp_path, image, name, image_format, **options):
@@ -92,7 +92,6 @@ def test_exif_orientation_six_rotates(tmp_path):
     decoded = decode_image(path)
     assert decoded.size == (20, 40)
     assert close(pixel(decoded, (10, 2)), (0, 0, 255), tolerance=40)  # left edge turned to the top
-    assert probe_image(path).width == 20
 
 
 @pytest.mark.parametrize("image_format, name", [("PNG", "wrong.jpg"), ("WEBP", "wrong.png"), ("GIF", "wrong.jpeg")])
