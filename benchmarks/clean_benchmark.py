@@ -1,4 +1,4 @@
-"""Time ``heroes.clean`` on 1,500 and 20,000 images, and measure the near-duplicate threshold on dirty sets.
+"""Time ``heroes.cleaning.flags`` on 1,500 and 20,000 images, and measure the near-duplicate threshold on dirty sets.
 
 How the images are made (say it when quoting the figures):
 
@@ -10,7 +10,7 @@ How the images are made (say it when quoting the figures):
 
 ``--thresholds`` draws four dirty sets (seeds and sizes below), fingerprints them
 and prints recall of the injected copies and false matches per threshold: the
-measurement behind ``heroes.clean.NEAR_THRESHOLD``.
+measurement behind ``heroes.cleaning.flags.NEAR_THRESHOLD``.
 """
 
 import argparse
@@ -22,8 +22,11 @@ import numpy
 import pandas
 from PIL import Image
 
-from heroes import clean, clean_truth, data, synthetic
+from heroes.cleaning import flags
+from heroes.cleaning.truth import read_truth, threshold_table
 from heroes.config import CLASSES
+from heroes.data import scan
+from heroes.data.synthetic import dataset
 
 THRESHOLD_SETS = ((0, 224, 250), (1, 128, 120), (2, 224, 250), (0, 96, 40))  # (seed, size, per class)
 
@@ -31,7 +34,7 @@ THRESHOLD_SETS = ((0, 224, 250), (1, 128, 120), (2, 224, 250), (0, 96, 40))  # (
 def draw_dirty(root: Path, per_class: int, size: int, seed: int) -> tuple:
     """The embedded set with defects; returns (images folder, truth path)."""
     images, truth = root / f"set-{seed}-{size}-{per_class}", root / f"truth-{seed}-{size}-{per_class}.csv"
-    synthetic.write_dataset(images, per_class=per_class, size=size, seed=seed, dirt=True, truth_path=truth,
+    dataset.write_dataset(images, per_class=per_class, size=size, seed=seed, dirt=True, truth_path=truth,
                             progress=False)
     return images, truth
 
@@ -54,9 +57,9 @@ def add_mosaics(images: Path, count: int, seed: int = 0) -> None:
 def time_clean(images: Path) -> dict:
     """Scan, then clean (no outlier step); seconds of each and what was flagged."""
     start = time.perf_counter()
-    manifest = data.scan(images, progress=False)
+    manifest = scan.scan(images, progress=False)
     scanned = time.perf_counter()
-    result = clean.clean(manifest, progress=False)
+    result = flags.clean(manifest, progress=False)
     done = time.perf_counter()
     return {"files": len(manifest), "scan_s": scanned - start, "clean_s": done - scanned,
             "flags": result.flags["flag"].value_counts().to_dict(),
@@ -83,8 +86,8 @@ def thresholds(values) -> None:
     with tempfile.TemporaryDirectory(prefix="clean-thresholds-") as folder:
         for seed, size, per_class in THRESHOLD_SETS:
             images, truth_path = draw_dirty(Path(folder), per_class, size, seed)
-            usable, _ = clean.usable_rows(data.scan(images, progress=False), progress=False)
-            table = clean_truth.threshold_table(usable, clean_truth.read_truth(truth_path), values)
+            usable, _ = flags.usable_rows(scan.scan(images, progress=False), progress=False)
+            table = threshold_table(usable, read_truth(truth_path), values)
             print(f"\nseed {seed}, {size} px, {per_class} per class: {table.attrs}")
             print(table.to_string(index=False), flush=True)
             tables.append(table.assign(near=table.attrs["near_duplicates"], copies=table.attrs["copies"],

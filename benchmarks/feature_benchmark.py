@@ -16,7 +16,8 @@ os.environ.setdefault("HEROES_OFFLINE", "1")
 import keras  # noqa: E402
 import numpy  # noqa: E402
 
-from heroes import features, models  # noqa: E402
+from heroes import hardware  # noqa: E402
+from heroes.modeling import build, features, surgery  # noqa: E402
 
 
 def _cpu_seconds() -> float:
@@ -34,8 +35,8 @@ def _timed(prefix, images, batch_size) -> tuple:
 def measure(backbone, size, count, batch_size, rounds) -> dict:
     """Alternate float32 and bf16 passes ``rounds`` times; the fastest pass of each counts (the CPU is shared)."""
     keras.utils.set_random_seed(0)
-    model = models.build_model(backbone, 6, size, weights=None)
-    prefix, _ = models.split_at_first_trainable(model)
+    model = build.build_model(backbone, 6, size, weights=None)
+    prefix, _ = surgery.split_at_first_trainable(model)
     variants = {"float32": prefix, "bfloat16": features.bfloat16_prefix(prefix)}
     images = numpy.random.default_rng(0).uniform(0, 255, (count, size, size, 3)).astype("float32")
     seconds, cpu, outputs = {name: [] for name in variants}, {name: [] for name in variants}, {}
@@ -60,7 +61,7 @@ def measure(backbone, size, count, batch_size, rounds) -> dict:
         "tf_cpu_allocator_use_bfc": os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", ""),
         "relative_difference": float(difference),
         "kib_per_image_float32": values * 4 / 1024, "kib_per_image_bfloat16": values * 2 / 1024,
-        "bf16_native": features.bf16_is_fast(),
+        "bf16_native": hardware.bf16_is_fast(),
     }
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy
 
-from heroes import bench, models, paths
+from heroes import bench, paths
 from heroes.config import SplitConfig
+from heroes.modeling import build, surgery
 
 TARGET_MINUTES = 25
 BACKBONES = ("vgg16", "resnet50")
@@ -58,8 +59,8 @@ def budget(seeds: int = 3, epochs: int = 10, image_size: int = 224, measure: boo
     plan, rows = workload(seeds, epochs), []
     ceiling = script.matmul_ceiling(2048, 3, "float32")["gflops"] if measure else None
     for name in BACKBONES:
-        model = models.build_model(name, num_classes=6, image_size=image_size, weights=None, policy="study")
-        prefix, suffix = models.split_at_first_trainable(model)
+        model = build.build_model(name, num_classes=6, image_size=image_size, weights=None, policy="study")
+        prefix, suffix = surgery.split_at_first_trainable(model)
         prefix_gflop, suffix_gflop = script.prefix_flops(prefix) / 1e9, script.prefix_flops(suffix) / 1e9
         extraction = plan["extracted"] * prefix_gflop
         training = sum(run_flops(sizes, epochs, suffix_gflop) for _, sizes in plan["runs"])

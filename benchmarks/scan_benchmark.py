@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy
 from PIL import Image
 
-from heroes import data
+from heroes.data import scan
 
 CLASSES = ["Batman", "Captain Marvel", "Superman", "Wonder Woman", "Deadpool", "Not a hero"]
 FORMATS = [
@@ -54,7 +54,7 @@ def main() -> None:
         generate(root, args.count, args.size, args.seed)
         print(f"generated {args.count} images of {args.size} px in {time.perf_counter() - started:.1f} s")
         started = time.perf_counter()
-        manifest = data.scan(root, progress=False, workers=args.workers)
+        manifest = scan.scan(root, progress=False, workers=args.workers)
         seconds = time.perf_counter() - started
     ok = int((manifest["status"] == "ok").sum())
     print(f"scan: {len(manifest)} files ({ok} ok) in {seconds:.2f} s = {len(manifest) / seconds:.0f} images/s")

@@ -11,8 +11,8 @@ same to run as ImageNet ones):
 1. **naive** -- ``model.fit`` on the whole model, float32, frozen base inside: the frozen stack runs for every
    training and validation image in every epoch. It is timed for ``naive_epochs`` epochs (optionally only
    ``naive_batches`` training batches of each) and extrapolated to ``epochs``; its test accuracy is reported only
-   when it really trained every epoch (``heroes.train.train_run(use_cache=False)``), never estimated.
-2. **cached float32** and 3. **cached bf16** -- ``heroes.train.train_run`` with the frozen-feature cache in a
+   when it really trained every epoch (``heroes.modeling.train.train_run(use_cache=False)``), never estimated.
+2. **cached float32** and 3. **cached bf16** -- ``heroes.modeling.train.train_run`` with the frozen-feature cache in a
    fresh temporary folder: the frozen prefix runs once per image, then only the trainable suffix trains.
 
 Per row: extraction images/s, seconds per epoch, end-to-end wall time, CPU time, peak RSS (sampled), the load
@@ -27,7 +27,6 @@ import dataclasses
 import math
 import os
 import platform
-import re
 import resource
 import signal
 import sys
@@ -44,10 +43,15 @@ import keras  # noqa: E402
 import numpy  # noqa: E402
 import psutil  # noqa: E402
 
-from heroes import arrays, data, distribute, features, models, paths, runs, split, synthetic, train  # noqa: E402
-from heroes.callbacks import BestWeights  # noqa: E402
+from heroes import hardware, paths  # noqa: E402
 from heroes.config import TrainConfig  # noqa: E402
+from heroes.data import arrays, augment, scan, split  # noqa: E402
+from heroes.data.synthetic import dataset  # noqa: E402
 from heroes.errors import UserError  # noqa: E402
+from heroes.io import write_json  # noqa: E402
+from heroes.modeling import features, surgery, train  # noqa: E402
+from heroes.modeling.backbones import get_backbone  # noqa: E402
+from heroes.modeling.callbacks import BestWeights  # noqa: E402
 
 DEFAULT_OUT = paths.REPORTS / "benchmarks" / "latest.json"
 QUICK_OUT = paths.REPORTS / "benchmarks" / "latest-quick.json"
@@ -85,34 +89,16 @@ QUICK = Settings(image_size=64, train=8, val=2, test=2, epochs=2, naive_epochs=1
 # ---------------------------------------------------------------- the machine and its load
 
 
-def _cpu_flags() -> set:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    match = re.search(r"^flags\s*:\s*(.*)$", text, re.MULTILINE)
-    return set(match.group(1).split()) if match else set()
-
-
-def _cpuinfo(field: str) -> str | None:
-    try:
-        match = re.search(rf"^{field}\s*:\s*(.*)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
-    except OSError:
-        match = None
-    return match.group(1).strip() if match else None
-
-
 def machine_info() -> dict:
     """CPU model, cores, the vector/matrix extensions that decide bf16 speed, memory and library versions."""
     import tensorflow
 
-    flags = _cpu_flags()
-    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+    flags = hardware.cpu_flags()
     return {
-        "cpu": _cpuinfo("model name") or platform.processor() or "unknown", "cpu_family": _cpuinfo("cpu family"),
-        "cpu_model_number": _cpuinfo("model"), "logical_cores": os.cpu_count(),
-        "cpu_flags": {flag: flag in flags for flag in wanted},
-        "bf16_native": features.bf16_is_fast(), "gpus": len(tensorflow.config.list_physical_devices("GPU")),
+        "cpu": hardware.cpu_name(), "cpu_family": hardware.cpuinfo_field("cpu family"),
+        "cpu_model_number": hardware.cpuinfo_field("model"), "logical_cores": os.cpu_count(),
+        "cpu_flags": {flag: flag in flags for flag in hardware.REPORTED_FLAGS},
+        "bf16_native": hardware.bf16_is_fast(), "gpus": len(tensorflow.config.list_physical_devices("GPU")),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "tensorflow": tensorflow.__version__, "keras": keras.__version__, "python": platform.python_version(),
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
@@ -233,28 +219,23 @@ def prefix_flops(prefix) -> int:
 
 def _build(config, num_classes):
     """The model ``train_run`` builds for ``config``: same session reset, seed, weights and strategy scope."""
-    train.fresh_session(config)
-    choice = models.choose_weights(config.backbone, config.weights, config.image_size)
-    with distribute.strategy_for(config).scope():
-        model = models.build_model(config.backbone, num_classes, config.image_size, weights=choice,
-                                   policy=config.policy, dropout=config.dropout)
-    return model
+    return train.build_run_model(config, num_classes)[0]
 
 
 def _timed_passes(extractor, images, batch_size) -> tuple:
     wall, cpu = time.perf_counter(), _cpu_seconds()
     for start in range(0, len(images), batch_size):
-        features._run_prefix(extractor, images[start : start + batch_size])
+        features.run_prefix(extractor, images[start : start + batch_size])
     return time.perf_counter() - wall, _cpu_seconds() - cpu
 
 
 def prefix_probe(config, num_classes, images, batch_size) -> dict:
     """The frozen prefix alone, float32 then bf16 then float32 then bf16 (best pass counts), on the same images."""
     model = _build(config, num_classes)
-    prefix, _ = models.split_at_first_trainable(model)
+    prefix, _ = surgery.split_at_first_trainable(model)
     variants = {"float32": prefix, "bfloat16": features.bfloat16_prefix(prefix)}
     for extractor in variants.values():
-        features._run_prefix(extractor, images[:batch_size])  # trace and warm up
+        features.run_prefix(extractor, images[:batch_size])  # trace and warm up
     walls, cpus = {name: [] for name in variants}, {name: [] for name in variants}
     for _ in range(2):
         for name, extractor in variants.items():
@@ -281,9 +262,9 @@ def prefix_probe(config, num_classes, images, batch_size) -> dict:
 def make_sets(folder: Path, settings: Settings) -> dict:
     """Draw the embedded dataset, scan it, split it per class and decode it: train/val/test ``ImageSet``s."""
     per_class = settings.train + settings.val + settings.test
-    synthetic.write_dataset(folder / "raw", per_class=per_class, size=settings.image_size, seed=settings.seed,
+    dataset.write_dataset(folder / "raw", per_class=per_class, size=settings.image_size, seed=settings.seed,
                             progress=False)
-    splits = split.make_splits(data.scan(folder / "raw", progress=False), train=settings.train, val=settings.val,
+    splits = split.make_splits(scan.scan(folder / "raw", progress=False), train=settings.train, val=settings.val,
                                test=settings.test, seed=settings.seed)
     return arrays.load_split_arrays(splits, settings.image_size, cache_dir=folder / "arrays", progress=False)
 
@@ -353,10 +334,10 @@ def naive_timed(config, sets, settings) -> dict:
     extrapolate to ``config.epochs``; the test accuracy of a partly trained model is not reported."""
     start = time.perf_counter()
     model = _build(config, len(sets["train"].class_names))
-    train._compile(model, config)
+    train.compile_for_training(model, config)
     image_set = sets["train"]
     sha = numpy.asarray(image_set.sha256)
-    batches = train.EpochBatches(lambda indices, views: features.view_batch(image_set.images[indices], sha[indices],
+    batches = train.EpochBatches(lambda indices, views: augment.view_batch(image_set.images[indices], sha[indices],
                                                                             views),
                                  image_set.labels, config.batch_size, config.seed)
     steps = len(batches) if settings.naive_batches is None else min(settings.naive_batches, len(batches))
@@ -521,7 +502,7 @@ def run_benchmark(settings: Settings = FULL, out=DEFAULT_OUT, verbose: bool = Tr
         for name in settings.backbones:
             backbones.append(bench_backbone(name, sets, settings, monitor, folder))
             if out is not None:  # a run stopped later still leaves what it measured
-                runs.write_json(_partial_path(out), {**result, "complete": False, "backbones": backbones})
+                write_json(_partial_path(out), {**result, "complete": False, "backbones": backbones})
         with monitor.phase("matmul ceiling (after)") as after_phase:
             after = matmul_ceilings(settings)
         loads = list(monitor.all_loads)
@@ -540,7 +521,7 @@ def run_benchmark(settings: Settings = FULL, out=DEFAULT_OUT, verbose: bool = Tr
     result["targets"] = _targets(result)
     result["complete"] = True
     if out is not None:
-        runs.write_json(out, result)
+        write_json(out, result)
         Path(_partial_path(out)).unlink(missing_ok=True)
         result["written_to"] = str(out)
     return result
@@ -559,7 +540,7 @@ def _notes(settings: Settings) -> list:
              + f" and EXTRAPOLATED to {settings.epochs} epochs; its test accuracy is not measured")
     return [
         naive,
-        "cached rows: one heroes.train.train_run each, feature cache in a fresh temporary folder (nothing reused)",
+        "cached rows: one heroes.modeling.train.train_run each, feature cache in a fresh temporary folder (nothing reused)",
         "weights=None (random): same FLOPs as ImageNet weights; accuracies are on the synthetic data set",
         "shared machine: wall times depend on the other processes; CPU seconds and the 1-minute load average are "
         "recorded beside every wall time",
@@ -759,7 +740,7 @@ def check_settings(settings: Settings) -> None:
     if settings.naive_batches is not None and settings.naive_batches < 1:
         raise UserError(f"naive_batches must be at least 1, got {settings.naive_batches}")
     for backbone in settings.backbones:
-        models.get_backbone(backbone)
+        get_backbone(backbone)
 
 
 def main(argv=None) -> int:

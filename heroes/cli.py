@@ -19,9 +19,9 @@ def _count_or_fraction(text: str) -> float:
 
 
 def _synth(args) -> int:
-    from heroes import synthetic
+    from heroes.data.synthetic import dataset
 
-    summary = synthetic.write_dataset(
+    summary = dataset.write_dataset(
         args.out, per_class=args.per_class, size=args.size, seed=args.seed,
         dirt=args.dirt, truth_path=args.truth,
     )
@@ -30,18 +30,19 @@ def _synth(args) -> int:
 
 
 def _scan(args) -> int:
-    from heroes import data
+    from heroes.data.scan import describe_manifest, scan, write_manifest
 
-    manifest = data.scan(args.dir)
-    data.write_manifest(manifest, args.out)
-    print(data.describe_manifest(manifest, args.out))
+    manifest = scan(args.dir)
+    write_manifest(manifest, args.out)
+    print(describe_manifest(manifest, args.out))
     return 0
 
 
 def _split(args) -> int:
-    from heroes import data, split
+    from heroes.data import split
+    from heroes.data.scan import read_manifest
 
-    manifest = data.read_manifest(args.manifest)
+    manifest = read_manifest(args.manifest)
     splits = split.make_splits(manifest, train=args.train, val=args.val, test=args.test, seed=args.seed)
     split.write_splits(splits, args.out)
     print(split.describe_splits(splits, args.out))
@@ -49,21 +50,23 @@ def _split(args) -> int:
 
 
 def _clean(args) -> int:
-    from heroes import clean
+    from heroes.cleaning import flags
 
-    threshold = clean.NEAR_THRESHOLD if args.threshold is None else args.threshold
-    config = clean.CleanConfig(near_threshold=threshold, min_side=args.min_side, outliers=args.outliers)
-    print(clean.run(args.manifest, args.out, args.decisions, args.clean_manifest, config))
+    threshold = flags.NEAR_THRESHOLD if args.threshold is None else args.threshold
+    config = flags.CleanConfig(near_threshold=threshold, min_side=args.min_side, outliers=args.outliers)
+    print(flags.run(args.manifest, args.out, args.decisions, args.clean_manifest, config))
     return 0
 
 
 def _leakage(args) -> int:
-    from heroes import data, leakage, split
-    from heroes.io_utils import write_csv
+    from heroes.cleaning import leakage
+    from heroes.data import split
+    from heroes.data.scan import read_manifest
+    from heroes.io import write_csv
 
     splits = split.read_splits(args.splits)
     if args.manifest:
-        leakage.check_same_manifest(splits, data.read_manifest(args.manifest), args.splits, args.manifest)
+        leakage.check_same_manifest(splits, read_manifest(args.manifest), args.splits, args.manifest)
     leaks = leakage.find_leaks(splits, args.threshold)
     if args.out:
         write_csv(leaks, args.out)
@@ -72,13 +75,13 @@ def _leakage(args) -> int:
 
 
 def _predict(args) -> int:
-    from heroes import predict
+    from heroes.modeling import predict
 
     return predict.run(args.inputs, args.model, top_k=args.top_k, as_json=args.json, batch_size=args.batch_size)
 
 
 def _export(args) -> int:
-    from heroes import export
+    from heroes.modeling import export
 
     print(export.describe_export(export.export_model(args.model, args.format, args.out), args.format))
     return 0

@@ -4,7 +4,7 @@ from dataclasses import asdict, dataclass
 
 # Folder names of the study's six classes, in the order every model and table uses.
 CLASSES = ("batman", "captain_marvel", "superman", "wonder_woman", "deadpool", "not_a_hero")
-DISPLAY_NAMES = {
+CLASS_DISPLAY_NAMES = {
     "batman": "Batman",
     "captain_marvel": "Captain Marvel",
     "superman": "Superman",

@@ -1,6 +1,8 @@
 """The one exception type the command line turns into a one-line message and exit code 2."""
 
 
+
+
 class UserError(ValueError):
     """Bad input from the user (missing folder, unknown backbone, too few images...).
 

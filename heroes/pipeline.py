@@ -1,7 +1,6 @@
 """``make reproduce``: run the numbered notebooks headlessly with papermill, timing each, then write the summary."""
 
 import importlib.util
-import json
 import os
 import resource
 import sys
@@ -9,10 +8,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from heroes import datasets, paths, progress
+from heroes import paths, progress
 from heroes.config import SplitConfig
+from heroes.data import sources
 from heroes.errors import UserError
-from heroes.io_utils import atomic_path
+from heroes.io import write_json
 
 NOTEBOOKS = ("01-data-cleaning", "02-batman-vs-human", "03-six-class-finetune", "04-vgg-vs-resnet")
 
@@ -93,14 +93,12 @@ def write_timings(timings: list, total_s: float, parameters: dict, reports_dir=N
     record = {"finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "parameters": parameters,
               "notebooks": timings, "total_s": round(total_s, 1),
               "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
-    with atomic_path(path) as temporary:
-        temporary.write_text(json.dumps(record, indent=2) + "\n")
-    return path
+    return write_json(path, record)
 
 
 def _check_drawable(size) -> None:
     """Refuse a SIZE at which notebook 01 would draw the embedded images below the cleaning's tiny threshold."""
-    from heroes.clean import CleanConfig
+    from heroes.cleaning.flags import CleanConfig
 
     minimum = CleanConfig().min_side
     if size is not None and size < minimum:
@@ -112,10 +110,10 @@ def reproduce(seeds=None, size=None, per_class=None, epochs=None) -> int:
     """Run the study end to end and say where to look."""
     start = time.perf_counter()
     parameters = overrides(seeds, size, per_class, epochs)
-    if not datasets.has_images(datasets.raw_images_dir()):
+    if not sources.has_images(sources.raw_images_dir()):
         _check_drawable(size)
-        print(f"[reproduce] {datasets.raw_images_dir()} holds no images: notebook 01 draws the "
-              f"{datasets.EMBEDDED_NOTE} there first", flush=True)
+        print(f"[reproduce] {sources.raw_images_dir()} holds no images: notebook 01 draws the "
+              f"{sources.EMBEDDED_NOTE} there first", flush=True)
     timings = run_notebooks(parameters)
     total = time.perf_counter() - start
     write_timings(timings, total, parameters)
@@ -123,10 +121,10 @@ def reproduce(seeds=None, size=None, per_class=None, epochs=None) -> int:
     for item in timings:
         print(f"  {item['name']:28s} {item['seconds'] / 60:6.1f} min  {item['cpu_seconds'] / 60:6.1f} min")
     print(f"  {'total':28s} {total / 60:6.1f} min")
-    if importlib.util.find_spec("heroes.report") is not None:
-        from heroes import report
+    if importlib.util.find_spec("heroes.reporting.summary") is not None:
+        from heroes.reporting import summary
 
-        print(f"[reproduce] summary: {report.write_summary()}")
+        print(f"[reproduce] summary: {summary.write_summary()}")
     print(f"[reproduce] executed notebooks: {paths.NOTEBOOK_RUNS}; figures: {paths.FIGURES}; "
           f"metrics: {paths.METRICS}")
     return 0

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy
 from PIL import Image
 
-from heroes import data, synthetic
+from heroes.data import scan
+from heroes.data.synthetic import dataset
 
 
 def picture(seed: int, size=(96, 96)) -> Image.Image:
@@ -26,9 +27,9 @@ def save(image: Image.Image, path: Path, image_format="PNG", **options) -> Path:
 def dirty_set(root: Path, per_class=40, size=96, seed=0):
     """A dirty embedded set with truth, and its scan: ``(images folder, manifest, truth path)``."""
     images, truth = root / "raw" / "superheroes", root / "raw" / "truth.csv"
-    synthetic.write_dataset(images, per_class=per_class, size=size, seed=seed, dirt=True, truth_path=truth,
+    dataset.write_dataset(images, per_class=per_class, size=size, seed=seed, dirt=True, truth_path=truth,
                             progress=False)
-    return images, data.scan(images, progress=False), truth
+    return images, scan.scan(images, progress=False), truth
 
 
 def tree_digest(root: Path) -> dict:

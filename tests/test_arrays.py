@@ -7,7 +7,7 @@ import pandas
 import pytest
 from PIL import Image
 
-from heroes.arrays import class_names_of, load_split_arrays
+from heroes.data.arrays import class_names_of, load_split_arrays
 
 
 @pytest.fixture()
@@ -44,7 +44,7 @@ def test_arrays_keep_paths_labels_and_centre_crop(split_frame, tmp_path):
 def test_second_load_comes_from_the_cache(split_frame, tmp_path, monkeypatch):
     first = load_split_arrays(split_frame, size=24, cache_dir=tmp_path / "cache", progress=False)
     assert len(list((tmp_path / "cache").glob("arrays-24px-*.npy"))) == 1
-    monkeypatch.setattr("heroes.arrays._decode_all", lambda *args: pytest.fail("decoded again"))
+    monkeypatch.setattr("heroes.data.arrays._decode_all", lambda *args: pytest.fail("decoded again"))
     second = load_split_arrays(split_frame, size=24, cache_dir=tmp_path / "cache", progress=False)
     numpy.testing.assert_array_equal(first["test"].images, second["test"].images)
     assert first["test"].paths == second["test"].paths

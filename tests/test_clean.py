@@ -7,10 +7,13 @@ import sys
 import numpy
 import pandas
 import pytest
+from clean_helpers import dirty_set, picture, save, tree_digest
 from PIL import Image
 
-from clean_helpers import dirty_set, picture, save, tree_digest
-from heroes import clean, clean_truth, data, near_duplicates
+from heroes.cleaning import near_duplicates
+from heroes.cleaning.flags import CleanConfig, clean, find_flags
+from heroes.cleaning.truth import clean_dropped, confusion, read_truth, recall_by_kind
+from heroes.data import scan
 from heroes.errors import UserError
 
 # Recall the issue asks for, per injected kind.
@@ -23,8 +26,8 @@ def dirty(tmp_path_factory):
     """The embedded set with injected defects, 40 per class at 96 px, scanned and cleaned once."""
     root = tmp_path_factory.mktemp("dirty")
     images, manifest, truth = dirty_set(root, per_class=40, size=96)
-    return {"root": root, "images": images, "manifest": manifest, "truth": clean_truth.read_truth(truth),
-            "result": clean.clean(manifest, progress=False)}
+    return {"root": root, "images": images, "manifest": manifest, "truth": read_truth(truth),
+            "result": clean(manifest, progress=False)}
 
 
 @pytest.fixture(scope="module")
@@ -46,19 +49,19 @@ def handmade(tmp_path_factory):
         save(picture(20 + index), raw / "superman" / f"ok{index}.png")
     shutil.copyfile(raw / "batman" / "ok0.png", save(picture(0), raw / "probes" / "batman" / "p.png"))
     (raw / "superman" / "page.jpg").write_text("<html>404</html>")
-    manifest = data.scan(raw, progress=False)
-    result = clean.clean(manifest, progress=False)
+    manifest = scan.scan(raw, progress=False)
+    result = clean(manifest, progress=False)
     return {"raw": raw, "manifest": manifest, "result": result,
             "flags": result.flags.set_index("path"), "kept": set(result.manifest["path"])}
 
 
 def test_quality_bar_on_the_dirty_synthetic_set(dirty):
     result, truth, manifest = dirty["result"], dirty["truth"], dirty["manifest"]
-    recall = clean_truth.recall_by_kind(truth, result.flags)
-    print("\n" + clean_truth.confusion(manifest, truth, result.flags).to_string())
+    recall = recall_by_kind(truth, result.flags)
+    print("\n" + confusion(manifest, truth, result.flags).to_string())
     for kind, bar in QUALITY_BAR.items():
         assert recall[kind] >= bar, f"{kind}: recall {recall[kind]:.3f} < {bar}"
-    dropped, clean_count = clean_truth.clean_dropped(manifest, truth, result.flags)
+    dropped, clean_count = clean_dropped(manifest, truth, result.flags)
     assert len(dropped) <= 0.01 * clean_count, dropped
 
 
@@ -75,7 +78,7 @@ def test_cleaned_manifest_has_groups_and_no_flagged_copy(dirty):
 def test_clean_command_never_touches_raw(dirty, tmp_path):
     before = tree_digest(dirty["images"])
     manifest_path = tmp_path / "manifest.csv"
-    data.write_manifest(dirty["manifest"], manifest_path)
+    scan.write_manifest(dirty["manifest"], manifest_path)
     outputs = {name: tmp_path / f"{name}.csv" for name in ("flags", "decisions", "clean")}
     command = [sys.executable, "-m", "heroes", "clean", str(manifest_path), "--out", str(outputs["flags"]),
                "--decisions", str(outputs["decisions"]), "--clean-manifest", str(outputs["clean"])]
@@ -143,8 +146,8 @@ def test_outliers_go_to_review_never_drop(tmp_path):
         pixels = numpy.clip(rng.normal((30, 40, 120), 12, size=(8, 8, 3)), 0, 255).astype(numpy.uint8)
         save(Image.fromarray(pixels).resize((96, 96), Image.Resampling.BICUBIC), raw / "batman" / f"{index:02d}.png")
     save(picture(99).point(lambda value: 160 + value // 3), raw / "batman" / "odd.png")  # ...and a bright one
-    manifest = data.scan(raw, progress=False)
-    result = clean.clean(manifest, config=clean.CleanConfig(outliers=True), progress=False)
+    manifest = scan.scan(raw, progress=False)
+    result = clean(manifest, config=CleanConfig(outliers=True), progress=False)
     flags = result.flags.set_index("path")
     odd = str(raw / "batman" / "odd.png")
     assert flags.loc[odd, ["flag", "action"]].tolist() == ["outlier", "review"]
@@ -176,7 +179,7 @@ def test_hashes_survive_hex_round_trip():
 def test_manifest_with_duplicated_paths_is_refused(handmade):
     doubled = pandas.concat([handmade["manifest"], handmade["manifest"].head(1)], ignore_index=True)
     with pytest.raises(UserError, match="more than once"):
-        clean.find_flags(doubled, progress=False)
+        find_flags(doubled, progress=False)
 
 
 def test_bad_manifest_is_one_line_exit_two_and_nothing_written(tmp_path):

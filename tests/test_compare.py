@@ -8,13 +8,17 @@ import keras
 import numpy
 import pandas
 import pytest
-
-from heroes import compare, evaluate, features, models, runs, train
-from heroes.config import TrainConfig
-from heroes.errors import UserError
-from heroes.weights import WeightsChoice
 from test_features import coloured_set
 from test_plots_evaluation import fake_predictions
+
+from heroes.config import TrainConfig
+from heroes.errors import UserError
+from heroes.evaluation import costs, explain, grid, stats
+from heroes.evaluation.predictions import load_predictions
+from heroes.modeling import backbones, build, features, runs, surgery, train
+from heroes.modeling.weights import WeightsChoice
+from heroes.reporting import tables, verdicts
+from heroes.reporting.plots import scores
 
 # lr 0.01 so one epoch moves the head; weights=None is what "auto" falls back to offline.
 SMALL = TrainConfig(backbone="vgg16", image_size=32, weights=None, epochs=1, batch_size=8, learning_rate=0.01)
@@ -28,58 +32,58 @@ def built(config, num_classes=2):
     """The model ``train_run(config)`` starts from, built exactly as it builds it."""
     config = train.final_config(config)
     train.fresh_session(config)
-    choice = models.choose_weights(config.backbone, config.weights, config.image_size)
-    return models.build_model(config.backbone, num_classes, config.image_size, weights=choice, policy=config.policy)
+    choice = build.choose_weights(config.backbone, config.weights, config.image_size)
+    return build.build_model(config.backbone, num_classes, config.image_size, weights=choice, policy=config.policy)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backbone", ["vgg16", "resnet50"])
 def test_later_seeds_share_the_first_seeds_backbone_but_not_its_head(tmp_path, backbone):
     base = dataclasses.replace(SMALL, backbone=backbone)
-    configs = compare.run_configs([backbone], [0, 1], base, 2, tmp_path)
+    configs = grid.run_configs([backbone], [0, 1], base, 2, tmp_path)
     assert configs[backbone, 0].weights is None  # the first seed is a plain run, reusable by other notebooks
     shared = configs[backbone, 1].weights
     assert isinstance(shared, WeightsChoice) and shared.random and shared.source == "random (weights=None)"
-    assert "shared by every seed" in shared.note and shared.path.parent == tmp_path / compare.INITIALISATIONS
+    assert "shared by every seed" in shared.note and shared.path.parent == tmp_path / grid.INITIALISATIONS
 
     first, second = built(configs[backbone, 0]), built(configs[backbone, 1])
-    fingerprints = [features.prefix_fingerprint(models.split_at_first_trainable(model)[0]) for model in (first, second)]
+    fingerprints = [features.prefix_fingerprint(surgery.split_at_first_trainable(model)[0]) for model in (first, second)]
     assert fingerprints[0] == fingerprints[1]  # same frozen part: the feature cache is computed once
     for layer in first.layers:
-        if layer.trainable_weights and layer.name not in models.HEAD_LAYERS:  # ResNet's conv5: same start
+        if layer.trainable_weights and layer.name not in backbones.HEAD_LAYERS:  # ResNet's conv5: same start
             for a, b in zip(layer.get_weights(), second.get_layer(layer.name).get_weights()):
                 numpy.testing.assert_array_equal(a, b)
     assert not numpy.allclose(first.get_layer("predictions").get_weights()[0],
                               second.get_layer("predictions").get_weights()[0])
 
     plain = built(dataclasses.replace(configs[backbone, 1], weights=None))  # without sharing: another backbone
-    assert features.prefix_fingerprint(models.split_at_first_trainable(plain)[0]) != fingerprints[0]
+    assert features.prefix_fingerprint(surgery.split_at_first_trainable(plain)[0]) != fingerprints[0]
 
 
 def test_real_weights_need_no_sharing(tmp_path):
-    file = compare.shared_initialisation(dataclasses.replace(SMALL, seed=1), 2, tmp_path).path
+    file = grid.shared_initialisation(dataclasses.replace(SMALL, seed=1), 2, tmp_path).path
     # A weights file is the same for every seed already: nothing to share, the config keeps the file.
-    assert compare.shared_initialisation(dataclasses.replace(SMALL, weights=str(file)), 2, tmp_path) is None
-    configs = compare.run_configs(["vgg16"], [0, 1], dataclasses.replace(SMALL, weights=str(file)), 2, tmp_path)
+    assert grid.shared_initialisation(dataclasses.replace(SMALL, weights=str(file)), 2, tmp_path) is None
+    configs = grid.run_configs(["vgg16"], [0, 1], dataclasses.replace(SMALL, weights=str(file)), 2, tmp_path)
     assert {config.weights for config in configs.values()} == {str(file)}
 
 
 @pytest.mark.parametrize("seeds, message", [([], "seeds is empty"), ([0, 0], "distinct")])
 def test_bad_seed_lists_are_refused(tmp_path, seeds, message):
     with pytest.raises(UserError, match=message):
-        compare.run_configs(["vgg16"], seeds, SMALL, 2, tmp_path, shared_init=False)
+        grid.run_configs(["vgg16"], seeds, SMALL, 2, tmp_path, shared_init=False)
 
 
 def test_unknown_backbone_is_refused():
     with pytest.raises(UserError, match="nosuchnet"):
-        compare.display_name("nosuchnet")
+        backbones.display_name("nosuchnet")
 
 
 @pytest.mark.slow
 def test_grid_trains_each_run_once_reuses_features_and_finished_runs(tmp_path, monkeypatch):
     sets = small_sets()
-    configs = compare.run_configs(["vgg16"], [0, 1], SMALL, 2, tmp_path / "models")
-    results = compare.train_grid(configs, sets, tmp_path / "models", "hash", tmp_path / "features", progress=False)
+    configs = grid.run_configs(["vgg16"], [0, 1], SMALL, 2, tmp_path / "models")
+    results = grid.train_grid(configs, sets, tmp_path / "models", "hash", tmp_path / "features", progress=False)
     first, second = results["vgg16", 0], results["vgg16", 1]
     assert first.metrics["feature_cache"]["computed"] == 28 and second.metrics["feature_cache"]["computed"] == 0
     assert (first.run_dir / runs.MODEL).is_file() and not (second.run_dir / runs.MODEL).is_file()
@@ -87,7 +91,7 @@ def test_grid_trains_each_run_once_reuses_features_and_finished_runs(tmp_path, m
     assert not first.predictions.equals(second.predictions)  # a different head and order: a different run
 
     monkeypatch.setattr(train, "train_run", lambda *args, **kwargs: pytest.fail("a finished run was retrained"))
-    again = compare.train_grid(configs, sets, tmp_path / "models", "hash", tmp_path / "features", progress=False)
+    again = grid.train_grid(configs, sets, tmp_path / "models", "hash", tmp_path / "features", progress=False)
     assert again["vgg16", 1].run_dir == second.run_dir
 
 
@@ -97,36 +101,36 @@ def test_a_run_is_reused_only_when_it_matches_and_is_complete(tmp_path):
     run_dir = tmp_path / "models" / "03-six-class-vgg16-study-s0"  # another notebook's name for the same run
     train.train_run(SMALL, sets, run_dir=run_dir, manifest_hash="hash", cache_dir=tmp_path / "features",
                     progress=False, save_model=False)
-    assert compare.find_finished_run(tmp_path / "models", SMALL, "hash", sets["test"]) == run_dir
-    problem = compare.reuse_problem(run_dir, SMALL, "hash", sets["test"], need_model=True)
+    assert grid.find_finished_run(tmp_path / "models", SMALL, "hash", sets["test"]) == run_dir
+    problem = grid.reuse_problem(run_dir, SMALL, "hash", sets["test"], need_model=True)
     assert problem == "unfinished (missing model.keras)"
-    assert compare.reuse_problem(run_dir, dataclasses.replace(SMALL, epochs=2), "hash", sets["test"], False) == \
+    assert grid.reuse_problem(run_dir, dataclasses.replace(SMALL, epochs=2), "hash", sets["test"], False) == \
         "trained with another configuration"
-    assert compare.reuse_problem(run_dir, SMALL, "other", sets["test"], False) == "trained on other data"
+    assert grid.reuse_problem(run_dir, SMALL, "other", sets["test"], False) == "trained on other data"
     other_test_set = coloured_set(6, 32, 4)
-    assert compare.reuse_problem(run_dir, SMALL, "hash", other_test_set, False) == "evaluated on another test set"
+    assert grid.reuse_problem(run_dir, SMALL, "hash", other_test_set, False) == "evaluated on another test set"
 
     (run_dir / runs.PREDICTIONS).unlink()
-    assert compare.reuse_problem(run_dir, SMALL, "hash", sets["test"], False) == "unfinished (missing predictions.csv)"
-    assert compare.find_finished_run(tmp_path / "models", SMALL, "hash", sets["test"]) is None
+    assert grid.reuse_problem(run_dir, SMALL, "hash", sets["test"], False) == "unfinished (missing predictions.csv)"
+    assert grid.find_finished_run(tmp_path / "models", SMALL, "hash", sets["test"]) is None
     with pytest.raises(UserError, match="has no predictions.csv"):
-        evaluate.load_predictions(run_dir)
+        load_predictions(run_dir)
 
 
 def test_latency_is_a_median_of_single_image_calls():
     inputs = keras.Input((8, 8, 3))
     model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(inputs)))
-    measured = compare.inference_latency(model, numpy.zeros((3, 8, 8, 3), "uint8"), repeats=2)
+    measured = costs.inference_latency(model, numpy.zeros((3, 8, 8, 3), "uint8"), repeats=2)
     assert measured["latency_batch_size"] == 1 and measured["latency_images"] == 3 and measured["latency_repeats"] == 2
     assert 0 < measured["latency_ms_min"] <= measured["latency_ms_per_image"]
     with pytest.raises(ValueError, match="non-empty"):
-        compare.inference_latency(model, numpy.zeros((0, 8, 8, 3)))
+        costs.inference_latency(model, numpy.zeros((0, 8, 8, 3)))
 
 
 def test_model_bytes_is_none_without_a_model(tmp_path):
-    assert compare.model_bytes(tmp_path) is None
+    assert costs.model_bytes(tmp_path) is None
     (tmp_path / runs.MODEL).write_bytes(b"x" * 10)
-    assert compare.model_bytes(tmp_path) == 10
+    assert costs.model_bytes(tmp_path) == 10
 
 
 def fake_run(predictions, seed, train_time=2.0):
@@ -142,10 +146,10 @@ def fake_run(predictions, seed, train_time=2.0):
 def test_one_seed_gives_a_note_and_still_single_run_intervals():
     predictions = fake_predictions(0.8, 0)
     latency = {"latency_ms_per_image": 3.0}
-    summary = compare.model_summary({0: fake_run(predictions, 0)}, {0: predictions}, 0, latency, 5)
+    summary = tables.backbone_summary({0: fake_run(predictions, 0)}, {0: predictions}, 0, latency, 5)
     assert summary["seed_spread"]["n_seeds"] == 1 and "at least 2 seeds" in summary["seed_spread"]["note"]
     assert summary["test_accuracy_ci"][0] < summary["test_accuracy"] < summary["test_accuracy_ci"][1]
-    assert compare.spread_text(summary["seed_spread"]) == "1 seed: no spread"
+    assert verdicts.spread_text(summary["seed_spread"]) == "1 seed: no spread"
 
 
 def test_table_has_first_seed_accuracy_spread_and_every_measurement():
@@ -153,28 +157,28 @@ def test_table_has_first_seed_accuracy_spread_and_every_measurement():
     for name, accuracy in (("VGG16", 0.8), ("ResNet50", 0.6)):
         predictions = {seed: fake_predictions(accuracy, seed + (10 if name == "VGG16" else 20)) for seed in (0, 1, 2)}
         run = {seed: fake_run(predictions[seed], seed, train_time=seed + 1.0) for seed in predictions}
-        by_model[name] = compare.model_summary(run, predictions, 0, {"latency_ms_per_image": 12.5}, 2_500_000)
-    frame = compare.table(by_model, 0)
+        by_model[name] = tables.backbone_summary(run, predictions, 0, {"latency_ms_per_image": 12.5}, 2_500_000)
+    frame = tables.table(by_model, 0)
     assert list(frame["model"]) == ["VGG16", "ResNet50"]
     assert "test accuracy (seed 0)" in frame.columns and "mean ± sd over seeds" in frame.columns
     assert frame.loc[0, "mean ± sd over seeds"].endswith("(3 seeds)")
     assert frame.loc[0, "training time (s)"] == 2.0 and frame.loc[0, "feature extraction (s)"] == 5.0
     assert frame.loc[0, "features computed / reused"] == "28 / 56"
     assert frame.loc[0, "size on disk (MB)"] == 2.5 and frame.loc[0, "latency (ms/image)"] == 12.5
-    block = compare.table_block(frame, compare.TABLE_FORMATS)
+    block = tables.table_block(frame, tables.TABLE_FORMATS)
     assert block["columns"] == list(frame.columns) and block["rows"][0][block["columns"].index("parameters")] == "1,000"
     json.dumps(block)
 
 
 def test_table_block_shows_missing_values_as_none_and_typeset_minus():
     frame = pandas.DataFrame({"model": ["A"], "difference": [-0.25], "ECE": [math.nan]})
-    assert compare.table_block(frame, {"difference": "{:+.2f}", "ECE": "{:.3f}"})["rows"] == [["A", "−0.25", None]]
+    assert tables.table_block(frame, {"difference": "{:+.2f}", "ECE": "{:.3f}"})["rows"] == [["A", "−0.25", None]]
 
 
 def test_per_seed_comparisons_pair_each_seed():
     predictions = {("vgg16", seed): fake_predictions(0.8, seed) for seed in (0, 1)}
     predictions |= {("resnet50", seed): fake_predictions(0.6, seed + 5) for seed in (0, 1)}
-    frame = compare.per_seed_comparisons(predictions, ("vgg16", "resnet50"), [0, 1], labels=("VGG16", "ResNet50"),
+    frame = stats.per_seed_comparisons(predictions, ("vgg16", "resnet50"), [0, 1], labels=("VGG16", "ResNet50"),
                                          n_resamples=199)
     assert list(frame["seed"]) == [0, 1]
     assert {"VGG16 accuracy", "only ResNet50 right", "McNemar p"} <= set(frame.columns)
@@ -195,34 +199,34 @@ def gaps(values):
 ])
 def test_gap_sentence_says_whether_the_overfitting_claim_holds(resnet_gaps, ending):
     values = {("VGG16", 0): 0.0, ("VGG16", 1): 0.05, ("ResNet50", 0): resnet_gaps[0], ("ResNet50", 1): resnet_gaps[1]}
-    summary = compare.gap_summary(gaps(values))
-    sentence = compare.gap_sentence(summary, ("VGG16", "ResNet50"), 150)
+    summary = stats.gap_summary(gaps(values))
+    sentence = verdicts.gap_sentence(summary, ("VGG16", "ResNet50"), 150)
     assert ending in sentence and "150 images" in sentence
 
 
 def test_gap_sentence_with_one_seed_does_not_generalise():
-    summary = compare.gap_summary(gaps({("VGG16", 0): 0.1, ("ResNet50", 0): -0.1}))
-    sentence = compare.gap_sentence(summary, ("VGG16", "ResNet50"), 18)
+    summary = stats.gap_summary(gaps({("VGG16", 0): 0.1, ("ResNet50", 0): -0.1}))
+    sentence = verdicts.gap_sentence(summary, ("VGG16", "ResNet50"), 18)
     assert "one seed cannot show a consistent pattern" in sentence and "−10.0" in sentence
 
 
 def test_gap_figure_is_written(tmp_path):
     history = pandas.DataFrame({"epoch": [1, 2], "loss": [1.0, 0.5], "accuracy": [0.5, 0.9], "val_loss": [1.1, 0.9],
                                 "val_accuracy": [0.4, 0.6]})
-    frame = compare.gap_frame({("VGG16", 0): history, ("ResNet50", 0): history})
+    frame = stats.gap_frame({("VGG16", 0): history, ("ResNet50", 0): history})
     assert set(frame.columns) >= {"model", "seed", "train_minus_val_accuracy"}
-    assert compare.gap_figure(frame, tmp_path / "gap.png").path.stat().st_size > 1000
+    assert scores.gap_figure(frame, tmp_path / "gap.png").path.stat().st_size > 1000
 
 
 def test_explained_images_put_disagreements_first_and_refuse_other_test_sets():
     a, b = fake_predictions(0.8, 0), fake_predictions(0.6, 1)
-    chosen = compare.explained_images(a, b, 6)
+    chosen = explain.explained_images(a, b, 6)
     assert len(chosen) == 6 and len(set(chosen)) == 6
     assert a.correct[chosen[0]] != b.correct[chosen[0]]
     with pytest.raises(UserError, match="different test sets"):
-        compare.explained_images(a, b.take(slice(1, None)), 4)
+        explain.explained_images(a, b.take(slice(1, None)), 4)
 
 
 def test_joined_notes_name_each_distinct_note_once():
-    assert compare.joined_notes({"A": "x", "B": "x", "C": "y"}) == "A, B: x; C: y"
-    assert compare.joined_notes({}) == ""
+    assert verdicts.joined_notes({"A": "x", "B": "x", "C": "y"}) == "A, B: x; C: y"
+    assert verdicts.joined_notes({}) == ""

@@ -9,7 +9,7 @@ import numpy
 import pytest
 from PIL import Image, ImageFile
 
-from heroes.decode import DecodeError, decode_image, fit_and_crop, to_rgb
+from heroes.data.decode import DecodeError, decode_image, fit_and_crop, to_rgb
 
 
 def save(tmp_path, image, name, image_format, **options):

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from heroes import distribute
 from heroes.config import TrainConfig
+from heroes.modeling import strategy
+from heroes.modeling.shards import parse_shard, shard_of
 
 TESTS = Path(__file__).resolve().parent
 
@@ -23,9 +24,9 @@ import tensorflow
 cpu = tensorflow.config.list_physical_devices("CPU")[0]
 tensorflow.config.set_logical_device_configuration(cpu, [tensorflow.config.LogicalDeviceConfiguration()] * 2)
 sys.path.insert(0, sys.argv[1])
-from heroes import distribute, runs
+from heroes.modeling import runs, shards
 from heroes.config import TrainConfig
-from heroes.train import train_run
+from heroes.modeling.train import train_run
 from test_features import coloured_set
 
 classes = ("batman", "not_a_hero")
@@ -34,7 +35,7 @@ sets = {"train": coloured_set(24, 32, 1, classes), "val": coloured_set(8, 32, 2,
 config = TrainConfig(backbone="vgg16", image_size=32, weights=None, epochs=3, batch_size=24, learning_rate=0.05)
 cache = sys.argv[2] + "/features"
 for shard in ("0/2", "1/2"):
-    distribute.extract_feature_shard(config, sets, shard, cache, progress=False)
+    shards.extract_feature_shard(config, sets, shard, cache, progress=False)
 out = {}
 for name in ("none", "mirrored"):
     result = train_run(dataclasses.replace(config, strategy=name), sets, run_dir=f"{sys.argv[2]}/{name}",
@@ -85,48 +86,48 @@ def test_shards_by_hash_fill_the_cache_the_training_run_reads(two_cpus):
 
 def test_shard_of_splits_every_hash_into_exactly_one_stable_shard():
     hashes = [f"{value:064x}" for value in range(0, 10**6, 997)]
-    shards = [distribute.shard_of(value, 3) for value in hashes]
-    assert set(shards) == {0, 1, 2} and distribute.shard_of("f" * 64, 3) == int("f" * 64, 16) % 3
-    assert distribute.parse_shard("1/4") == (1, 4)
+    shards = [shard_of(value, 3) for value in hashes]
+    assert set(shards) == {0, 1, 2} and shard_of("f" * 64, 3) == int("f" * 64, 16) % 3
+    assert parse_shard("1/4") == (1, 4)
     for bad in ("4/4", "-1/2", "x", "1/0"):
         with pytest.raises(ValueError, match="shard"):
-            distribute.parse_shard(bad)
+            parse_shard(bad)
 
 
 def test_scaling_keeps_the_per_replica_batch_and_scales_the_learning_rate_linearly():
     config = TrainConfig(batch_size=16, learning_rate=0.001)
-    scaled = distribute.scaled_config(config, 4)
+    scaled = strategy.scaled_config(config, 4)
     assert (scaled.batch_size, scaled.learning_rate) == (64, 0.004)
-    assert distribute.scaled_config(config, 4, rule="none").learning_rate == 0.001
+    assert strategy.scaled_config(config, 4, rule="none").learning_rate == 0.001
     with pytest.raises(ValueError, match="unknown learning-rate rule"):
-        distribute.scaled_learning_rate(0.1, 2, "sqrt")
+        strategy.scaled_learning_rate(0.1, 2, "sqrt")
 
 
 def test_strategy_names_and_batches_are_checked():
     with pytest.raises(ValueError, match="unknown strategy 'tpu'; known: none, mirrored, multiworker"):
-        distribute.make_strategy("tpu")
-    assert distribute.replicas(distribute.make_strategy("none")) == 1
+        strategy.make_strategy("tpu")
+    assert strategy.replicas(strategy.make_strategy("none")) == 1
 
     class ThreeReplicas:
         num_replicas_in_sync = 3
 
-    assert distribute.check_batch(24, ThreeReplicas()) == 8
+    assert strategy.check_batch(24, ThreeReplicas()) == 8
     with pytest.raises(ValueError, match="batch_size 16 does not split evenly over 3 replicas"):
-        distribute.check_batch(16, ThreeReplicas())
+        strategy.check_batch(16, ThreeReplicas())
 
 
 def test_tf_config_is_read_and_checked():
     cluster = {"worker": ["a:1", "b:1"]}
     second = {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}})}
-    assert distribute.read_tf_config(second)["task"]["index"] == 1
+    assert strategy.read_tf_config(second)["task"]["index"] == 1
     one = {"TF_CONFIG": json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 0}})}
-    assert distribute.read_tf_config(one)["cluster"] == {"worker": ["a:1"]}
+    assert strategy.read_tf_config(one)["cluster"] == {"worker": ["a:1"]}
     with pytest.raises(ValueError, match='strategy "multiworker" needs TF_CONFIG'):
-        distribute.read_tf_config({})
+        strategy.read_tf_config({})
     with pytest.raises(ValueError, match="cannot fit under MultiWorkerMirroredStrategy with several workers"):
-        distribute.strategy_for(TrainConfig(strategy="multiworker"), second)
+        strategy.strategy_for(TrainConfig(strategy="multiworker"), second)
     with pytest.raises(ValueError, match="TF_CONFIG is malformed"):
-        distribute.read_tf_config({"TF_CONFIG": "{not json"})
+        strategy.read_tf_config({"TF_CONFIG": "{not json"})
     third = {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 2}})}
     with pytest.raises(ValueError, match="task worker:2 is not in its cluster"):
-        distribute.read_tf_config(third)
+        strategy.read_tf_config(third)

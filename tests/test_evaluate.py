@@ -4,13 +4,16 @@ import hashlib
 import json
 import math
 
-import numpy as np
+import numpy
 import pandas
 import pytest
 from sklearn.metrics import f1_score
 
-from heroes import evaluate
+from heroes import io
 from heroes.errors import UserError
+from heroes.evaluation import stats
+from heroes.evaluation.predictions import align, load_predictions
+from heroes.reporting import tables, verdicts
 
 CLASSES = ("Batman", "Wonder Woman", "Not a hero")
 
@@ -29,12 +32,12 @@ def table(labels, predicted, classes=CLASSES, confidence=0.8, prefix="img"):
 
 
 def predictions(labels, predicted, **options):
-    return evaluate.load_predictions(table(labels, predicted, **options))
+    return load_predictions(table(labels, predicted, **options))
 
 
 def with_errors(n, wrong, seed=0, classes=CLASSES):
     """``n`` labels cycling over the classes, predicted right except at indices ``wrong``."""
-    labels = np.arange(n) % len(classes)
+    labels = numpy.arange(n) % len(classes)
     predicted = labels.copy()
     predicted[list(wrong)] = (labels[list(wrong)] + 1) % len(classes)
     return labels, predicted
@@ -46,7 +49,7 @@ def with_errors(n, wrong, seed=0, classes=CLASSES):
 def test_load_from_run_directory_keeps_order_and_spaced_class_names(tmp_path):
     frame = table([1, 0, 2], [1, 2, 2])
     frame.to_csv(tmp_path / "predictions.csv", index=False)
-    loaded = evaluate.load_predictions(tmp_path)
+    loaded = load_predictions(tmp_path)
     assert loaded.class_names == CLASSES
     assert list(loaded.labels) == [1, 0, 2] and list(loaded.predicted) == [1, 2, 2]
     assert list(loaded.paths) == list(frame["path"])
@@ -55,38 +58,38 @@ def test_load_from_run_directory_keeps_order_and_spaced_class_names(tmp_path):
 def test_folder_style_labels_match_display_style_columns():
     frame = table([0, 1], [0, 1])
     frame["label"] = ["batman", "wonder_woman"]
-    assert list(evaluate.load_predictions(frame).labels) == [0, 1]
+    assert list(load_predictions(frame).labels) == [0, 1]
 
 
 def test_missing_predictions_file_says_what_to_do(tmp_path):
     with pytest.raises(UserError, match="has no predictions.csv: re-run training"):
-        evaluate.load_predictions(tmp_path)
+        load_predictions(tmp_path)
     with pytest.raises(UserError, match="not found"):
-        evaluate.load_predictions(tmp_path / "nowhere.csv")
+        load_predictions(tmp_path / "nowhere.csv")
 
 
 @pytest.mark.parametrize("drop", ["sha256", "label", "predicted"])
 def test_missing_column_is_named(drop):
     with pytest.raises(UserError, match=drop):
-        evaluate.load_predictions(table([0], [0]).drop(columns=[drop]))
+        load_predictions(table([0], [0]).drop(columns=[drop]))
 
 
 def test_missing_probability_columns_and_bad_rows_are_refused():
     frame = table([0, 1], [0, 1])
     with pytest.raises(UserError, match="prob_"):
-        evaluate.load_predictions(frame.drop(columns=[c for c in frame if c.startswith("prob_")]))
+        load_predictions(frame.drop(columns=[c for c in frame if c.startswith("prob_")]))
     logits = frame.copy()
     logits["prob_Batman"] = 3.0
     with pytest.raises(UserError, match="do not sum to 1"):
-        evaluate.load_predictions(logits)
+        load_predictions(logits)
     unknown = frame.copy()
     unknown.loc[0, "label"] = "Joker"
     with pytest.raises(UserError, match="Joker"):
-        evaluate.load_predictions(unknown)
+        load_predictions(unknown)
     inconsistent = frame.copy()
     inconsistent.loc[0, "predicted"] = "Not a hero"
     with pytest.raises(UserError, match="disagrees"):
-        evaluate.load_predictions(inconsistent)
+        load_predictions(inconsistent)
 
 
 def test_user_error_is_a_value_error():
@@ -100,21 +103,21 @@ def test_ece_is_zero_when_each_bin_is_calibrated():
     # bin [0.7, 0.8): 4 images at 0.75, 3 right; bin [0.9, 1.0]: 10 images at 0.9, 9 right.
     confidence = [0.75] * 4 + [0.9] * 10
     correct = [1, 1, 1, 0] + [1] * 9 + [0]
-    assert evaluate.expected_calibration_error(confidence, correct) == pytest.approx(0.0)
+    assert stats.expected_calibration_error(confidence, correct) == pytest.approx(0.0)
 
 
 def test_ece_known_value():
     # Half the images claim 0.9 and are half right (gap 0.4); half claim 0.55 and are all right (gap 0.45).
     confidence = [0.9] * 4 + [0.55] * 4
     correct = [1, 1, 0, 0] + [1, 1, 1, 1]
-    assert evaluate.expected_calibration_error(confidence, correct) == pytest.approx(0.5 * 0.4 + 0.5 * 0.45)
-    bins = evaluate.reliability_table(confidence, correct)
+    assert stats.expected_calibration_error(confidence, correct) == pytest.approx(0.5 * 0.4 + 0.5 * 0.45)
+    bins = stats.reliability_table(confidence, correct)
     assert list(bins["count"]) == [0, 0, 0, 0, 0, 4, 0, 0, 0, 4]
     assert bins.loc[9, "accuracy"] == pytest.approx(0.5) and bins.loc[5, "confidence"] == pytest.approx(0.55)
 
 
 def test_classification_metrics_by_hand():
-    metrics = evaluate.classification_metrics(predictions([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 0]))
+    metrics = stats.classification_metrics(predictions([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 0]))
     assert metrics["accuracy"] == pytest.approx(4 / 6)
     assert metrics["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
     assert metrics["per_class"]["Wonder Woman"] == {"precision": pytest.approx(2 / 3), "recall": 1.0,
@@ -123,28 +126,28 @@ def test_classification_metrics_by_hand():
     assert metrics["ece"] == pytest.approx(abs(0.8 - 4 / 6))
     assert metrics["log_loss"] == pytest.approx(-(4 * math.log(0.8) + 2 * math.log(0.1)) / 6)
     assert 0 <= metrics["roc_auc_ovr_macro"] <= 1 and metrics["notes"] == []
-    json.dumps(evaluate.jsonable(metrics), allow_nan=False)
+    json.dumps(io.jsonable(metrics), allow_nan=False)
 
 
 def test_class_absent_from_test_labels_gets_nan_auc_and_a_note():
-    metrics = evaluate.classification_metrics(predictions([0, 0, 1, 1], [0, 1, 1, 1]))
+    metrics = stats.classification_metrics(predictions([0, 0, 1, 1], [0, 1, 1, 1]))
     assert math.isnan(metrics["roc_auc_per_class"]["Not a hero"])
     assert not math.isnan(metrics["roc_auc_ovr_macro"])
     assert "Not a hero" in metrics["notes"][0]
-    assert evaluate.jsonable(metrics)["roc_auc_per_class"]["Not a hero"] is None
+    assert io.jsonable(metrics)["roc_auc_per_class"]["Not a hero"] is None
 
 
 # ---------------------------------------------------------------- confidence intervals
 
 
 def test_clopper_pearson_for_the_study_fifty_out_of_fifty():
-    low, high = evaluate.clopper_pearson(50, 50)
+    low, high = stats.clopper_pearson(50, 50)
     assert low == pytest.approx(0.9289, abs=1e-4) and high == 1.0
 
 
 def test_bootstrap_contains_estimate_and_narrows_with_more_data():
-    small = evaluate.accuracy_ci(predictions(*with_errors(40, range(0, 40, 5))), n_resamples=999)
-    large = evaluate.accuracy_ci(predictions(*with_errors(400, range(0, 400, 5))), n_resamples=999)
+    small = stats.accuracy_ci(predictions(*with_errors(40, range(0, 40, 5))), n_resamples=999)
+    large = stats.accuracy_ci(predictions(*with_errors(400, range(0, 400, 5))), n_resamples=999)
     for interval in (small, large):
         assert interval["estimate"] == pytest.approx(0.8)
         assert interval["low"] <= interval["estimate"] <= interval["high"]
@@ -154,28 +157,28 @@ def test_bootstrap_contains_estimate_and_narrows_with_more_data():
 
 def test_bootstrap_is_reproducible_with_a_seed():
     data = predictions(*with_errors(60, [1, 7, 20, 33]))
-    assert evaluate.accuracy_ci(data, n_resamples=999, seed=3) == evaluate.accuracy_ci(data, n_resamples=999, seed=3)
+    assert stats.accuracy_ci(data, n_resamples=999, seed=3) == stats.accuracy_ci(data, n_resamples=999, seed=3)
 
 
 def test_all_correct_bootstrap_falls_back_to_percentile_and_degenerates():
-    interval = evaluate.accuracy_ci(predictions(*with_errors(50, [])), n_resamples=999)
+    interval = stats.accuracy_ci(predictions(*with_errors(50, [])), n_resamples=999)
     assert (interval["low"], interval["high"], interval["method"]) == (1.0, 1.0, "percentile")
     assert "BCa undefined" in interval["note"]
 
 
 def test_vectorised_macro_f1_matches_sklearn():
-    rng = np.random.default_rng(0)
+    rng = numpy.random.default_rng(0)
     labels, guesses = rng.integers(0, 4, (2, 8, 37))
     for y, p in zip(labels, guesses):
-        classes = np.unique(y)
+        classes = numpy.unique(y)
         expected = f1_score(y, p, labels=classes, average="macro", zero_division=0)
-        assert evaluate._macro_f1_vectorised(y, p, classes) == pytest.approx(expected)
+        assert stats._macro_f1_vectorised(y, p, classes) == pytest.approx(expected)
 
 
 def test_macro_f1_ci_contains_estimate():
     data = predictions(*with_errors(90, range(0, 90, 7)))
-    interval = evaluate.macro_f1_ci(data, n_resamples=999)
-    assert interval["estimate"] == pytest.approx(evaluate.macro_f1(data))
+    interval = stats.macro_f1_ci(data, n_resamples=999)
+    assert interval["estimate"] == pytest.approx(stats.macro_f1(data))
     assert interval["low"] <= interval["estimate"] <= interval["high"] < 1
 
 
@@ -185,27 +188,27 @@ def test_macro_f1_ci_contains_estimate():
 def discordant(b, c, agree=20):
     """Two models on the same images: A alone right on ``b``, B alone right on ``c``, both right on ``agree``."""
     n = b + c + agree
-    labels = np.arange(n) % 3
+    labels = numpy.arange(n) % 3
     wrong = (labels + 1) % 3
-    a = np.where(np.arange(n) < b + c, np.where(np.arange(n) < b, labels, wrong), labels)
-    other = np.where(np.arange(n) < b + c, np.where(np.arange(n) < b, wrong, labels), labels)
+    a = numpy.where(numpy.arange(n) < b + c, numpy.where(numpy.arange(n) < b, labels, wrong), labels)
+    other = numpy.where(numpy.arange(n) < b + c, numpy.where(numpy.arange(n) < b, wrong, labels), labels)
     return predictions(labels, a), predictions(labels, other)
 
 
 def test_mcnemar_exact_by_hand():
-    result = evaluate.mcnemar(*discordant(1, 9))
+    result = stats.mcnemar(*discordant(1, 9))
     assert (result["b"], result["c"], result["method"]) == (1, 9, "exact")
     assert result["p_value"] == pytest.approx(22 / 1024)  # 2 * P(X <= 1), X ~ Binomial(10, 1/2)
 
 
 def test_mcnemar_identical_predictions():
     model = predictions(*with_errors(30, [2, 5]))
-    result = evaluate.mcnemar(model, model)
+    result = stats.mcnemar(model, model)
     assert (result["b"], result["c"], result["p_value"]) == (0, 0, 1.0)
 
 
 def test_mcnemar_chi_square_with_many_discordant_pairs():
-    result = evaluate.mcnemar(*discordant(10, 20))
+    result = stats.mcnemar(*discordant(10, 20))
     assert result["method"].startswith("chi-square")
     assert result["statistic"] == pytest.approx(81 / 30)
 
@@ -214,10 +217,10 @@ def test_different_test_sets_are_refused():
     first = predictions(*with_errors(20, [1]))
     other = predictions(*with_errors(20, [1]), prefix="elsewhere")
     with pytest.raises(UserError, match="different test sets"):
-        evaluate.mcnemar(first, other)
+        stats.mcnemar(first, other)
     shorter = predictions(*with_errors(19, [1]))
     with pytest.raises(UserError, match="different test sets"):
-        evaluate.compare_models(first, shorter, ("A", "B"))
+        stats.compare_models(first, shorter, ("A", "B"))
 
 
 def test_relabelled_test_set_is_refused():
@@ -225,24 +228,24 @@ def test_relabelled_test_set_is_refused():
     relabelled = frame.copy()
     relabelled.loc[3, "label"] = "Batman" if relabelled.loc[3, "label"] != "Batman" else "Not a hero"
     with pytest.raises(UserError, match="different labels"):
-        evaluate.mcnemar(evaluate.load_predictions(frame), evaluate.load_predictions(relabelled))
+        stats.mcnemar(load_predictions(frame), load_predictions(relabelled))
 
 
 def test_same_set_in_another_order_and_column_order_is_aligned():
     frame = table(*with_errors(30, [1, 4, 9]))
     shuffled = frame.sample(frac=1, random_state=1)
     shuffled = shuffled[list(shuffled.columns[:4]) + list(shuffled.columns[4:][::-1])]
-    a, b = evaluate.align(evaluate.load_predictions(frame), evaluate.load_predictions(shuffled))
+    a, b = align(load_predictions(frame), load_predictions(shuffled))
     assert list(b.paths) == list(a.paths) and b.class_names == a.class_names
-    np.testing.assert_allclose(b.probabilities, a.probabilities)
-    assert evaluate.mcnemar(a, b)["p_value"] == 1.0
+    numpy.testing.assert_allclose(b.probabilities, a.probabilities)
+    assert stats.mcnemar(a, b)["p_value"] == 1.0
 
 
 def test_compare_models_and_verdict_no_difference():
     a, b = discordant(3, 1, agree=46)
-    comparison = evaluate.compare_models(a, b, ("VGG16", "ResNet50"), n_resamples=999)
+    comparison = stats.compare_models(a, b, ("VGG16", "ResNet50"), n_resamples=999)
     assert not comparison["supports_difference"]
-    sentence = comparison["verdict"]
+    sentence = verdicts.verdict_sentence(comparison)
     assert sentence.startswith("On 50 test images VGG16 scored")
     assert "difference of 4.0 points in VGG16's favour" in sentence
     assert "exact McNemar p = 0.62" in sentence and sentence.endswith("is not evidence of a real difference.")
@@ -250,56 +253,56 @@ def test_compare_models_and_verdict_no_difference():
 
 def test_verdict_names_the_better_model_when_supported():
     a, b = discordant(1, 16, agree=60)
-    comparison = evaluate.compare_models(a, b, ("VGG16", "ResNet50"), n_resamples=999)
+    comparison = stats.compare_models(a, b, ("VGG16", "ResNet50"), n_resamples=999)
     assert comparison["supports_difference"]
     assert comparison["accuracy_difference"]["high"] < 0
-    assert "in ResNet50's favour" in comparison["verdict"]
-    assert "is evidence that ResNet50 is more accurate than VGG16" in comparison["verdict"]
+    assert "in ResNet50's favour" in verdicts.verdict_sentence(comparison)
+    assert "is evidence that ResNet50 is more accurate than VGG16" in verdicts.verdict_sentence(comparison)
 
 
 def test_verdict_says_when_the_two_tests_disagree():
-    comparison = evaluate.compare_models(*discordant(0, 5, agree=45), ("VGG16", "ResNet50"), n_resamples=999)
+    comparison = stats.compare_models(*discordant(0, 5, agree=45), ("VGG16", "ResNet50"), n_resamples=999)
     assert comparison["accuracy_difference"]["high"] < 0 and comparison["mcnemar"]["p_value"] == 0.0625
     assert not comparison["supports_difference"]
-    assert comparison["verdict"].endswith("is not clear evidence of a real difference: the bootstrap interval "
+    assert verdicts.verdict_sentence(comparison).endswith("is not clear evidence of a real difference: the bootstrap interval "
                                           "and McNemar's test disagree.")
 
 
 def test_bootstrap_of_one_image_is_refused():
     with pytest.raises(UserError, match="at least 2"):
-        evaluate.accuracy_ci(predictions([0], [0]), n_resamples=99)
+        stats.accuracy_ci(predictions([0], [0]), n_resamples=99)
 
 
 def test_all_correct_study_case():
     everything = predictions(*with_errors(50, []))
-    comparison = evaluate.compare_models(everything, everything, ("VGG16", "ResNet18"), n_resamples=999)
+    comparison = stats.compare_models(everything, everything, ("VGG16", "ResNet18"), n_resamples=999)
     assert comparison["models"]["VGG16"]["accuracy_ci_exact"][0] == pytest.approx(0.9289, abs=1e-4)
-    assert "VGG16 scored 100.0% [92.9, 100.0] and ResNet18 100.0% [92.9, 100.0]" in comparison["verdict"]
-    assert comparison["verdict"].endswith("so these data cannot tell them apart.")
+    assert "VGG16 scored 100.0% [92.9, 100.0] and ResNet18 100.0% [92.9, 100.0]" in verdicts.verdict_sentence(comparison)
+    assert verdicts.verdict_sentence(comparison).endswith("so these data cannot tell them apart.")
 
 
 # ---------------------------------------------------------------- seeds, overfitting, table
 
 
 def test_seed_spread():
-    spread = evaluate.seed_spread({0: 0.8, 1: 0.84, 2: 0.82})
+    spread = stats.seed_spread({0: 0.8, 1: 0.84, 2: 0.82})
     assert spread["mean"] == pytest.approx(0.82) and spread["std"] == pytest.approx(0.02)
-    single = evaluate.seed_spread([0.8])
+    single = stats.seed_spread([0.8])
     assert single["mean"] == 0.8 and math.isnan(single["std"])
     assert "at least 2 seeds" in single["note"] and "single-run confidence intervals" in single["note"]
     with pytest.raises(UserError):
-        evaluate.seed_spread([])
+        stats.seed_spread([])
 
 
 def test_overfitting_gap():
     history = pandas.DataFrame({"epoch": [1, 2], "loss": [0.9, 0.2], "accuracy": [0.6, 0.99],
                                 "val_loss": [1.0, 0.8], "val_accuracy": [0.55, 0.7], "run": ["r", "r"]})
-    gap = evaluate.overfitting_gap(history)
+    gap = stats.overfitting_gap(history)
     assert list(gap["train_minus_val_accuracy"]) == pytest.approx([0.05, 0.29])
     assert list(gap["train_minus_val_loss"]) == pytest.approx([-0.1, -0.6])
     assert list(gap["run"]) == ["r", "r"]
     with pytest.raises(UserError, match="val_accuracy"):
-        evaluate.overfitting_gap(history.drop(columns=["val_accuracy"]))
+        stats.overfitting_gap(history.drop(columns=["val_accuracy"]))
 
 
 def test_comparison_table_formats_and_tolerates_missing_fields():
@@ -308,7 +311,7 @@ def test_comparison_table_formats_and_tolerates_missing_fields():
                       "train_time_s": 301.26, "latency_ms_per_image": 12.346, "model_bytes": 537_000_000,
                       "test_accuracy_std": 0.012, "n_seeds": 3},
             "ResNet50": {"test_n": 150, "test_accuracy": 0.8133, "total_parameters": 23600000}}
-    frame = evaluate.comparison_table(runs)
+    frame = tables.comparison_table(runs)
     assert list(frame["model"]) == ["VGG16", "ResNet50"]
     first, second = frame.iloc[0], frame.iloc[1]
     assert first["test accuracy"] == "84.0% ± 1.2 (3 seeds)" and first["95% CI"] == "[77.1, 89.5]"
@@ -319,14 +322,14 @@ def test_comparison_table_formats_and_tolerates_missing_fields():
 
 
 def test_headline_metrics_are_strict_json():
-    headline = evaluate.headline_metrics(predictions(*with_errors(30, [0, 1])), n_resamples=999)
+    headline = stats.headline_metrics(predictions(*with_errors(30, [0, 1])), n_resamples=999)
     assert headline["test_accuracy"] == pytest.approx(28 / 30) and len(headline["test_accuracy_ci"]) == 2
-    assert evaluate.comparison_table({"m": headline}).iloc[0]["95% CI"] == "[77.9, 99.2]"
-    json.dumps(evaluate.jsonable(headline), allow_nan=False)
+    assert tables.comparison_table({"m": headline}).iloc[0]["95% CI"] == "[77.9, 99.2]"
+    json.dumps(io.jsonable(headline), allow_nan=False)
 
 
 def test_a_bound_that_rounds_to_zero_is_not_typeset_negative():
-    from heroes.evaluate import _signed
+    from heroes.reporting.verdicts import signed
 
-    assert _signed(-0.00004) == "0.0" and _signed(0.0) == "0.0"
-    assert _signed(-0.0123) == "−1.2" and _signed(0.0123) == "1.2"
+    assert signed(-0.00004) == "0.0" and signed(0.0) == "0.0"
+    assert signed(-0.0123) == "−1.2" and signed(0.0123) == "1.2"

@@ -7,8 +7,10 @@ import pytest
 import tensorflow
 from PIL import Image
 
-from heroes import evaluate, explain, models, plots_explain
 from heroes.errors import UserError
+from heroes.evaluation import explain, predictions
+from heroes.modeling import backbones, build, saving, surgery
+from heroes.reporting.plots import gradcam
 
 SIZE = 64  # 2 x 2 feature maps at the last stage of every backbone: the smallest size with any spatial layout
 CLASSES = ("batman", "superman", "not_a_hero")
@@ -29,7 +31,7 @@ def built():
     def get(name):
         if name not in cache:
             keras.utils.set_random_seed(0)
-            cache[name] = models.build_model(name, len(CLASSES), SIZE)
+            cache[name] = build.build_model(name, len(CLASSES), SIZE)
         return cache[name]
 
     yield get
@@ -56,7 +58,7 @@ def assert_heatmaps(heatmaps, count=2, size=SIZE):
 # ---------------------------------------------------------------- Grad-CAM
 
 
-@pytest.mark.parametrize("name", models.list_backbones())
+@pytest.mark.parametrize("name", backbones.list_backbones())
 def test_gradcam_on_every_backbone(name, built):
     model = built(name)
     heatmaps, probabilities = explain.gradcam_and_probabilities(model, images())
@@ -66,8 +68,8 @@ def test_gradcam_on_every_backbone(name, built):
 
 def test_gradcam_on_a_model_saved_and_loaded_back(tmp_path, built):
     model = built("mobilenetv2")  # the smallest file: saving ResNet50's 94 MB takes longer than all else here
-    path = models.save_model(model, tmp_path / "model.keras", CLASSES)
-    loaded, class_names = models.load_model(path)
+    path = saving.save_model(model, tmp_path / "model.keras", CLASSES)
+    loaded, class_names = saving.load_model(path)
     assert class_names == list(CLASSES)
     for class_index in (None, [0, 2]):
         expected = explain.gradcam(model, images(), class_index)
@@ -76,8 +78,8 @@ def test_gradcam_on_a_model_saved_and_loaded_back(tmp_path, built):
 
 def test_gradcam_after_training_the_suffix_of_a_split(built):
     """The Grad-CAM layer (conv5) sits in the suffix, so it has a second call outside the model's graph."""
-    model = models.apply_policy(built("resnet50"), "study")
-    prefix, suffix = models.split_at_first_trainable(model)
+    model = build.apply_policy(built("resnet50"), "study")
+    prefix, suffix = surgery.split_at_first_trainable(model)
     with tensorflow.GradientTape() as tape:  # one eager SGD step on cached-style features, as training does
         loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(
             numpy.array([0, 1]), suffix(prefix(images().astype("float32")), training=True)))
@@ -96,7 +98,7 @@ def test_a_frozen_model_explains_the_same_as_a_trainable_one(built):
     try:
         numpy.testing.assert_allclose(explain.gradcam(model, images()), expected, atol=1e-5)
     finally:
-        models.apply_policy(model, "study")
+        build.apply_policy(model, "study")
 
 
 def test_zero_gradients_give_zero_heatmaps_not_nan(built):
@@ -187,7 +189,7 @@ def test_top_losses_order_ties_and_values():
     assert (d["true"], d["predicted"]) == ("batman", "not_a_hero")
     assert d["probability"] == pytest.approx(0.7) and d["probability_true"] == pytest.approx(0.2)
     assert d["loss"] == pytest.approx(-numpy.log(0.2))
-    everything = explain.top_losses(evaluate.load_predictions(hand_made_predictions()), k=None)
+    everything = explain.top_losses(predictions.load_predictions(hand_made_predictions()), k=None)
     assert list(everything["path"])[-1] == "a.png" and not everything["correct"].iloc[0]
     with pytest.raises(ValueError, match="k must be"):
         explain.top_losses(hand_made_predictions(), k=0)
@@ -226,15 +228,15 @@ def assert_png(saved, path):
 def test_gradcam_grid(tmp_path, built):
     paths = write_images(tmp_path / "test")
     path = tmp_path / "figures" / "gradcam.png"
-    saved = plots_explain.gradcam_grid({"VGG16": built("vgg16"), "ResNet50": built("resnet50")}, paths, SIZE,
+    saved = gradcam.gradcam_grid({"VGG16": built("vgg16"), "ResNet50": built("resnet50")}, paths, SIZE,
                                        path, CLASSES, true_labels=["batman", "superman", "not_a_hero"])
     assert_png(saved, path)
     titles = [axis.get_title() for axis in saved.figure.axes]
     assert titles[1].startswith("VGG16\n") and titles[2].startswith("ResNet50\n") and "true: Batman" in titles[0]
     with pytest.raises(ValueError, match="takes 64 px"):
-        plots_explain.gradcam_grid({"VGG16": built("vgg16")}, paths, 32, path, CLASSES)
+        gradcam.gradcam_grid({"VGG16": built("vgg16")}, paths, 32, path, CLASSES)
     with pytest.raises(UserError, match="missing.png"):
-        plots_explain.gradcam_grid({"VGG16": built("vgg16")}, [tmp_path / "missing.png"], SIZE, path, CLASSES)
+        gradcam.gradcam_grid({"VGG16": built("vgg16")}, [tmp_path / "missing.png"], SIZE, path, CLASSES)
 
 
 def test_top_losses_grid(tmp_path):
@@ -242,7 +244,7 @@ def test_top_losses_grid(tmp_path):
     frame = hand_made_predictions()
     frame["path"] = [str(path.relative_to(tmp_path)) for path in paths] + ["test/gone.png"]
     path = tmp_path / "top_losses.png"
-    saved = plots_explain.top_losses_grid(frame, path, k=5, image_root=tmp_path, title="VGG16: top losses")
+    saved = gradcam.top_losses_grid(frame, path, k=5, image_root=tmp_path, title="VGG16: top losses")
     assert_png(saved, path)
     titles = [axis.get_title() for axis in saved.figure.axes if axis.get_title()]
     assert len(titles) == 5 and titles[0].startswith("true: Batman\npredicted: Superman 0.99")

@@ -8,7 +8,8 @@ import keras
 import numpy
 import pytest
 
-from heroes import cli, export, models
+from heroes import cli
+from heroes.modeling import build, export, saving
 
 CLASS_NAMES = ["batman", "not_a_hero", "superman"]
 
@@ -16,8 +17,8 @@ CLASS_NAMES = ["batman", "not_a_hero", "superman"]
 def saved_model(backbone, folder) -> tuple:
     """A heroes model at 32 px saved with its class names, and raw 0-255 images to feed it."""
     keras.utils.set_random_seed(0)
-    model = models.build_model(backbone, len(CLASS_NAMES), 32, weights=None)
-    path = models.save_model(model, folder / "model.keras", CLASS_NAMES)
+    model = build.build_model(backbone, len(CLASS_NAMES), 32, weights=None)
+    path = saving.save_model(model, folder / "model.keras", CLASS_NAMES)
     return path, model, numpy.random.default_rng(0).uniform(0, 255, (5, 32, 32, 3)).astype("float32")
 
 

@@ -6,8 +6,9 @@ import keras
 import numpy
 import pytest
 
-from heroes import features, models
-from heroes.arrays import ImageSet
+from heroes.data import augment
+from heroes.data.arrays import ImageSet
+from heroes.modeling import build, features, surgery
 
 
 def coloured_set(count, size, seed, class_names=("batman", "not_a_hero")) -> ImageSet:
@@ -25,19 +26,19 @@ def coloured_set(count, size, seed, class_names=("batman", "not_a_hero")) -> Ima
 @pytest.fixture(scope="module")
 def vgg_prefix():
     keras.utils.set_random_seed(0)
-    model = models.build_model("vgg16", 2, 32, weights=None)
-    prefix, _ = models.split_at_first_trainable(model)
+    model = build.build_model("vgg16", 2, 32, weights=None)
+    prefix, _ = surgery.split_at_first_trainable(model)
     return prefix
 
 
 def test_views_are_deterministic_and_view_zero_is_the_image():
     image = coloured_set(1, 48, 0).images[0]
     sha = "ab" * 32
-    assert features.augment_view(image, sha, 0) is image
-    first, again = features.augment_view(image, sha, 3), features.augment_view(image, sha, 3)
+    assert augment.augment_view(image, sha, 0) is image
+    first, again = augment.augment_view(image, sha, 3), augment.augment_view(image, sha, 3)
     numpy.testing.assert_array_equal(first, again)
     assert first.shape == image.shape and first.dtype == numpy.uint8
-    others = [features.augment_view(image, sha, view) for view in (1, 2, 4)]
+    others = [augment.augment_view(image, sha, view) for view in (1, 2, 4)]
     assert all(not numpy.array_equal(first, other) for other in others)
 
 
@@ -47,10 +48,10 @@ def test_second_extraction_reuses_the_cache(vgg_prefix, tmp_path, monkeypatch):
     features.ensure_features(vgg_prefix, store, images, views=(0, 1), progress=False)
     assert (store.computed, store.reused) == (20, 0)
     first = store.load_many(images.sha256, [1] * len(images))
-    direct = numpy.asarray(vgg_prefix.predict_on_batch(features.view_batch(images.images, images.sha256, [1] * 10)))
+    direct = numpy.asarray(vgg_prefix.predict_on_batch(augment.view_batch(images.images, images.sha256, [1] * 10)))
     numpy.testing.assert_allclose(first, direct, rtol=1e-5, atol=1e-5)
 
-    monkeypatch.setattr(features, "_run_prefix", lambda *args: pytest.fail("features computed again"))
+    monkeypatch.setattr(features, "run_prefix", lambda *args: pytest.fail("features computed again"))
     again = features.open_store(vgg_prefix, "vgg16", "random (weights=None)", 32, "float32", tmp_path)
     assert again.directory == store.directory
     features.ensure_features(vgg_prefix, again, images, views=(0, 1), progress=False)
@@ -60,7 +61,7 @@ def test_second_extraction_reuses_the_cache(vgg_prefix, tmp_path, monkeypatch):
 
 def test_other_weights_get_another_cache_directory(vgg_prefix, tmp_path):
     keras.utils.set_random_seed(1)
-    other, _ = models.split_at_first_trainable(models.build_model("vgg16", 2, 32, weights=None))
+    other, _ = surgery.split_at_first_trainable(build.build_model("vgg16", 2, 32, weights=None))
     first = features.open_store(vgg_prefix, "vgg16", "random (weights=None)", 32, "float32", tmp_path)
     second = features.open_store(other, "vgg16", "random (weights=None)", 32, "float32", tmp_path)
     assert first.directory != second.directory

@@ -5,9 +5,10 @@ import sys
 
 import pandas
 import pytest
-
 from clean_helpers import dirty_set, picture, save
-from heroes import clean, clean_report, data, leakage, split
+
+from heroes.cleaning import flags, leakage, report
+from heroes.data import scan, split
 from heroes.errors import UserError
 
 
@@ -20,8 +21,8 @@ def dirty(tmp_path_factory):
 
 def test_split_after_cleaning_has_no_leak_and_a_naive_split_has_some(dirty):
     manifest = dirty["manifest"]
-    cleaned = clean.clean(manifest, progress=False).manifest
-    counts = clean_report.fitting_counts(cleaned, 10, 10, 10)
+    cleaned = flags.clean(manifest, progress=False).manifest
+    counts = report.fitting_counts(cleaned, 10, 10, 10)
     after = split.make_splits(cleaned, *counts, seed=0)
     assert leakage.find_leaks(after, progress=False).empty
     # Ignoring the groups (the scan's manifest has no group_id): near copies land in different splits.
@@ -49,7 +50,7 @@ def test_a_split_from_another_manifest_is_refused(dirty, tmp_path):
     with pytest.raises(UserError, match="was not made from"):
         leakage.check_same_manifest(splits, other[other["path"] != splits["path"].iloc[0]])
     split.write_splits(splits, tmp_path / "splits.csv")
-    data.write_manifest(other, tmp_path / "other.csv")
+    scan.write_manifest(other, tmp_path / "other.csv")
     result = subprocess.run([sys.executable, "-m", "heroes", "leakage", str(tmp_path / "splits.csv"),
                              "--manifest", str(tmp_path / "other.csv"), "--out", str(tmp_path / "leaks.csv")],
                             capture_output=True, text=True)

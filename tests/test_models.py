@@ -7,8 +7,8 @@ import numpy
 import pytest
 import tensorflow
 
-from heroes import models
 from heroes.errors import UserError
+from heroes.modeling import backbones, build, saving, surgery
 
 SIZE = 32  # the minimum every registered backbone accepts: keeps the whole file quick on two cores
 
@@ -31,43 +31,43 @@ def trainable_names(model):
 
 @pytest.fixture(scope="module")
 def vgg16():
-    return models.build_model("vgg16", 3, SIZE)
+    return build.build_model("vgg16", 3, SIZE)
 
 
 @pytest.fixture(scope="module")
 def resnet50():
-    return models.build_model("resnet50", 3, SIZE)
+    return build.build_model("resnet50", 3, SIZE)
 
 
 def test_registry_lists_the_six_backbones():
-    assert set(models.list_backbones()) >= {"vgg16", "vgg19", "resnet50", "resnet50v2", "mobilenetv2", "efficientnetb0"}
-    for name in models.list_backbones():
-        spec = models.get_backbone(name)
+    assert set(backbones.list_backbones()) >= {"vgg16", "vgg19", "resnet50", "resnet50v2", "mobilenetv2", "efficientnetb0"}
+    for name in backbones.list_backbones():
+        spec = backbones.get_backbone(name)
         assert spec.default_size == 224 and spec.min_size == 32
 
 
-@pytest.mark.parametrize("name", models.list_backbones())
+@pytest.mark.parametrize("name", backbones.list_backbones())
 def test_every_backbone_builds_predicts_and_splits_exactly(name):
-    model = models.build_model(name, 4, SIZE)
+    model = build.build_model(name, 4, SIZE)
     images = raw_images(1)
     probabilities = model(images, training=False).numpy()
     assert probabilities.shape == (1, 4)
     assert not numpy.isnan(probabilities).any()
     numpy.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     assert not any(isinstance(layer, keras.Model) for layer in model.layers), "backbone must be flat"
-    assert models.backbone_of(model) == name
-    gradcam = keras.Model(model.input, [model.get_layer(models.gradcam_layer_name(model)).output, model.output])
+    assert build.backbone_of(model) == name
+    gradcam = keras.Model(model.input, [model.get_layer(build.gradcam_layer_name(model)).output, model.output])
     feature_map, again = gradcam(images)
     assert len(feature_map.shape) == 4
     numpy.testing.assert_allclose(again.numpy(), probabilities, atol=1e-6)
-    for policy in models.POLICIES:
-        models.apply_policy(model, policy)
-        prefix, suffix = models.split_at_first_trainable(model)
+    for policy in build.POLICIES:
+        build.apply_policy(model, policy)
+        prefix, suffix = surgery.split_at_first_trainable(model)
         assert not prefix.trainable_weights, f"{name}/{policy}: prefix must be frozen"
-        first = models.describe_model(model)["first_trainable_layer"]
+        first = build.describe_model(model)["first_trainable_layer"]
         assert first in [layer.name for layer in suffix.layers]
         numpy.testing.assert_allclose(suffix(prefix(images)).numpy(), probabilities, atol=1e-5)
-    keras.Model(model.input, model.get_layer(models.gradcam_layer_name(model)).output)  # still connected after splits
+    keras.Model(model.input, model.get_layer(build.gradcam_layer_name(model)).output)  # still connected after splits
     keras.backend.clear_session()
 
 
@@ -75,7 +75,7 @@ def test_every_backbone_builds_predicts_and_splits_exactly(name):
 def test_preprocess_layer_matches_keras_and_survives_serialisation(family):
     images = raw_images(2, 8)
     expected = getattr(keras.applications, family).preprocess_input(images.copy())
-    layer = models.Preprocess(family, backbone="x")
+    layer = backbones.Preprocess(family, backbone="x")
     numpy.testing.assert_allclose(layer(images).numpy(), expected, atol=1e-4)
     revived = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert (revived.family, revived.backbone) == (family, "x")
@@ -84,42 +84,42 @@ def test_preprocess_layer_matches_keras_and_survives_serialisation(family):
 
 def test_vgg_preprocessing_is_caffe_bgr_inside_the_model(vgg16):
     pixel = numpy.array([[[[255.0, 0.0, 0.0]]]], dtype="float32")  # pure red, RGB
-    out = vgg16.get_layer(models.PREPROCESS_LAYER)(pixel).numpy()[0, 0, 0]
+    out = vgg16.get_layer(backbones.PREPROCESS_LAYER)(pixel).numpy()[0, 0, 0]
     numpy.testing.assert_allclose(out, [0.0 - 103.939, 0.0 - 116.779, 255.0 - 123.68], atol=1e-3)
 
 
 def test_vgg16_study_trains_exactly_fc1_fc2_and_the_new_output(vgg16):
-    models.apply_policy(vgg16, "study")
+    build.apply_policy(vgg16, "study")
     assert trainable_names(vgg16) == ["fc1", "fc2", "predictions"]
     assert vgg16.get_layer("fc1").units == 4096 and vgg16.get_layer("fc2").units == 4096
     assert vgg16.get_layer("predictions").units == 3
-    prefix, suffix = models.split_at_first_trainable(vgg16)
+    prefix, suffix = surgery.split_at_first_trainable(vgg16)
     assert prefix.output.shape[1:] == (512,)  # flattened block5 output at 32 px: the cut is right before fc1
     assert [layer.name for layer in suffix.layers][1:] == ["fc1", "fc2", "predictions"]
 
 
 def test_vgg16_linear_probe_and_full(vgg16):
-    models.apply_policy(vgg16, "linear_probe")
+    build.apply_policy(vgg16, "linear_probe")
     assert trainable_names(vgg16) == ["predictions"]
-    models.apply_policy(vgg16, "full")
+    build.apply_policy(vgg16, "full")
     assert trainable_names(vgg16) == [layer.name for layer in vgg16.layers if layer.weights]
-    models.apply_policy(vgg16, "study")
+    build.apply_policy(vgg16, "study")
 
 
 def test_resnet50_study_trains_only_conv5_and_the_output(resnet50):
-    models.apply_policy(resnet50, "study")
+    build.apply_policy(resnet50, "study")
     names = trainable_names(resnet50)
     assert names[-1] == "predictions"
     assert all(name.startswith("conv5_") for name in names[:-1])
     assert "conv5_block1_1_conv" in names and "conv5_block3_3_conv" in names
     assert not [layer for layer in resnet50.layers if isinstance(layer, keras.layers.BatchNormalization)
                 and layer.trainable]
-    prefix, _ = models.split_at_first_trainable(resnet50)
+    prefix, _ = surgery.split_at_first_trainable(resnet50)
     assert prefix.output is resnet50.get_layer("conv4_block6_out").output
 
 
 def test_resnet50_batchnorm_stays_in_inference_mode_while_training(resnet50):
-    models.apply_policy(resnet50, "study")
+    build.apply_policy(resnet50, "study")
     images = raw_images(4)
     numpy.testing.assert_allclose(
         resnet50(images, training=True).numpy(), resnet50(images, training=False).numpy(), atol=1e-6
@@ -138,25 +138,25 @@ def test_resnet50_batchnorm_stays_in_inference_mode_while_training(resnet50):
 
 
 def test_resnet50_linear_probe_and_full(resnet50):
-    models.apply_policy(resnet50, "linear_probe")
+    build.apply_policy(resnet50, "linear_probe")
     assert trainable_names(resnet50) == ["predictions"]
-    models.apply_policy(resnet50, "full")
+    build.apply_policy(resnet50, "full")
     weighted = [layer.name for layer in resnet50.layers
                 if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)]
     assert trainable_names(resnet50) == weighted
-    models.apply_policy(resnet50, "study")
+    build.apply_policy(resnet50, "study")
 
 
 def test_dropout_stays_on_the_trainable_side_of_the_cut():
-    model = models.build_model("mobilenetv2", 3, SIZE, policy="linear_probe", dropout=0.5)
-    prefix, suffix = models.split_at_first_trainable(model)
+    model = build.build_model("mobilenetv2", 3, SIZE, policy="linear_probe", dropout=0.5)
+    prefix, suffix = surgery.split_at_first_trainable(model)
     assert prefix.output is model.get_layer("avg_pool").output
     assert "head_dropout" in [layer.name for layer in suffix.layers]
 
 
 def test_describe_model(vgg16):
-    models.apply_policy(vgg16, "study")
-    summary = models.describe_model(vgg16)
+    build.apply_policy(vgg16, "study")
+    summary = build.describe_model(vgg16)
     assert summary["backbone"] == "vgg16" and summary["first_trainable_layer"] == "fc1"
     assert summary["trainable_parameters"] == 512 * 4096 + 4096 + 4096 * 4096 + 4096 + 4096 * 3 + 3
     assert summary["total_parameters"] == summary["trainable_parameters"] + summary["non_trainable_parameters"]
@@ -164,41 +164,41 @@ def test_describe_model(vgg16):
 
 
 def test_save_and_load_keep_predictions_and_class_names(tmp_path):
-    model = models.build_model("mobilenetv2", 3, SIZE, policy="study")
-    models.split_at_first_trainable(model)  # as the feature cache does before saving: layers gain a second node
+    model = build.build_model("mobilenetv2", 3, SIZE, policy="study")
+    surgery.split_at_first_trainable(model)  # as the feature cache does before saving: layers gain a second node
     images = raw_images(3)
     expected = model(images).numpy()
-    path = models.save_model(model, tmp_path / "run" / "model.keras", ["batman", "superman", "not_a_hero"])
-    assert models.class_names_path(path).name == "model.class_names.json"
-    loaded, class_names = models.load_model(path)
+    path = saving.save_model(model, tmp_path / "run" / "model.keras", ["batman", "superman", "not_a_hero"])
+    assert saving.class_names_path(path).name == "model.class_names.json"
+    loaded, class_names = saving.load_model(path)
     assert class_names == ["batman", "superman", "not_a_hero"]
     numpy.testing.assert_allclose(loaded(images).numpy(), expected, atol=1e-6)
-    assert models.backbone_of(loaded) == "mobilenetv2"
+    assert build.backbone_of(loaded) == "mobilenetv2"
     assert [layer.name for layer in loaded.layers if layer.trainable_weights] == trainable_names(model)
     assert sorted(p.name for p in path.parent.iterdir()) == ["model.class_names.json", "model.keras"]
 
 
 def test_save_and_load_errors(tmp_path, vgg16):
     with pytest.raises(UserError, match="3 distinct class names"):
-        models.save_model(vgg16, tmp_path / "m.keras", ["a", "b"])
+        saving.save_model(vgg16, tmp_path / "m.keras", ["a", "b"])
     with pytest.raises(UserError, match=r"\.keras"):
-        models.save_model(vgg16, tmp_path / "m.h5", ["a", "b", "c"])
+        saving.save_model(vgg16, tmp_path / "m.h5", ["a", "b", "c"])
     with pytest.raises(UserError, match="model file not found"):
-        models.load_model(tmp_path / "missing.keras")
+        saving.load_model(tmp_path / "missing.keras")
     (tmp_path / "broken.keras").write_bytes(b"not a zip")
     (tmp_path / "broken.class_names.json").write_text('{"class_names": ["a", "b", "c"]}')
     with pytest.raises(UserError, match="broken.keras"):
-        models.load_model(tmp_path / "broken.keras")
+        saving.load_model(tmp_path / "broken.keras")
 
 
 def test_bad_input_is_one_clear_user_error():
     with pytest.raises(UserError, match="known: .*resnet50.*vgg16"):
-        models.build_model("resnet18", 2)
+        build.build_model("resnet18", 2)
     with pytest.raises(ValueError, match="known: study, linear_probe, full"):
-        models.build_model("vgg16", 2, SIZE, policy="everything")
+        build.build_model("vgg16", 2, SIZE, policy="everything")
     with pytest.raises(UserError, match="minimum of 32 px"):
-        models.build_model("resnet50", 2, 16)
+        build.build_model("resnet50", 2, 16)
     with pytest.raises(UserError, match="at least 2"):
-        models.build_model("vgg16", 1, SIZE)
+        build.build_model("vgg16", 1, SIZE)
     with pytest.raises(UserError, match="dropout"):
-        models.build_model("vgg16", 2, SIZE, dropout=1.0)
+        build.build_model("vgg16", 2, SIZE, dropout=1.0)

@@ -3,7 +3,8 @@
 import pandas
 import pytest
 
-from heroes import clean_report, pipeline
+from heroes import pipeline
+from heroes.cleaning import report
 from heroes.errors import UserError
 
 
@@ -21,7 +22,7 @@ def test_overrides_map_make_variables_to_notebook_parameters():
 
 def test_a_size_below_the_tiny_threshold_is_refused_before_drawing(monkeypatch):
     ran = []
-    monkeypatch.setattr(pipeline.datasets, "has_images", lambda folder: False)
+    monkeypatch.setattr(pipeline.sources, "has_images", lambda folder: False)
     monkeypatch.setattr(pipeline, "run_notebooks", lambda *args, **kwargs: ran.append(args) or [])
     with pytest.raises(UserError, match="SIZE=32 .* below the 64 px"):
         pipeline.reproduce(size=32)
@@ -31,4 +32,4 @@ def test_a_size_below_the_tiny_threshold_is_refused_before_drawing(monkeypatch):
 def test_an_all_flagged_manifest_is_explained_not_a_nan_error():
     flagged = pandas.DataFrame({"label": ["batman"], "role": ["data"], "status": ["rejected"]}).iloc[:0]
     with pytest.raises(UserError, match="cleaning left no images"):
-        clean_report.fitting_counts(flagged, 200, 25, 25)
+        report.fitting_counts(flagged, 200, 25, 25)

@@ -7,10 +7,13 @@ import numpy
 import pytest
 from PIL import Image
 
-from heroes import arrays, cli, data, predict, runs, split, synthetic
+from heroes import cli
 from heroes.config import TrainConfig
-from heroes.decode import decode_image
-from heroes.train import train_run
+from heroes.data import arrays, scan, split
+from heroes.data.decode import decode_image
+from heroes.data.synthetic import dataset
+from heroes.modeling import predict, runs
+from heroes.modeling.train import train_run
 
 # MobileNetV2 at 32 px: a real registered backbone whose run directory is 9 MB (VGG16's is 130 MB).
 CONFIG = TrainConfig(backbone="mobilenetv2", image_size=32, weights=None, epochs=2, batch_size=8, learning_rate=0.01)
@@ -20,8 +23,8 @@ CONFIG = TrainConfig(backbone="mobilenetv2", image_size=32, weights=None, epochs
 def trained(tmp_path_factory):
     """A run trained through the real pipeline: synth (48 px) -> scan -> split -> arrays (32 px) -> train_run."""
     root = tmp_path_factory.mktemp("predict")
-    synthetic.write_dataset(root / "raw", per_class=6, size=48, seed=0, progress=False)
-    splits = split.make_splits(data.scan(root / "raw", progress=False), train=3, val=1, test=2)
+    dataset.write_dataset(root / "raw", per_class=6, size=48, seed=0, progress=False)
+    splits = split.make_splits(scan.scan(root / "raw", progress=False), train=3, val=1, test=2)
     sets = arrays.load_split_arrays(splits, CONFIG.image_size, cache_dir=root / "arrays", progress=False)
     result = train_run(CONFIG, sets, run_dir=root / "run", cache_dir=root / "features", progress=False)
     return result, root
@@ -132,11 +135,11 @@ def test_a_missing_or_broken_model_is_one_line_and_exit_2(trained, tmp_path, cap
 
 
 def test_a_model_that_does_not_take_images_is_refused(trained, tmp_path):
-    from heroes import models
+    from heroes.modeling import saving, surgery
 
     result, _ = trained
-    _, suffix = models.split_at_first_trainable(result.model)  # takes features, not images
-    models.save_model(suffix, tmp_path / "suffix.keras", result.metrics["class_names"])
+    _, suffix = surgery.split_at_first_trainable(result.model)  # takes features, not images
+    saving.save_model(suffix, tmp_path / "suffix.keras", result.metrics["class_names"])
     with pytest.raises(ValueError, match="incompatible model .* not square RGB images"):
         predict.load_predictor(tmp_path / "suffix.keras")
 

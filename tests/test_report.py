@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from heroes import report
+from heroes.reporting.summary import COMPARISON_FILE, REPRODUCE_FILE, SCHEMA_04, markdown_table, write_summary
 
 VERDICT = ("On 150 test images VGG16 scored 80.0% [72.7, 86.1] and ResNet50 74.7% [66.9, 81.5]; the difference of "
            "5.3 points in VGG16's favour (95% CI −2.7 to 13.3; exact McNemar p = 0.21) is not evidence of a real "
@@ -16,7 +16,7 @@ FIGURES = {"Learning curves": "figures/04-learning-curves.png", "Grad-CAM": "fig
 def comparison(random=True, embedded=True, seeds=(0, 1, 2)):
     source = "random (ImageNet unavailable)" if random else "imagenet"
     return {
-        "schema": report.SCHEMA_04, "notebook": "04-vgg-vs-resnet", "title": "VGG16 vs ResNet50",
+        "schema": SCHEMA_04, "notebook": "04-vgg-vs-resnet", "title": "VGG16 vs ResNet50",
         "weights": {"vgg16": {"source": source, "random": random, "note": "no internet" if random else ""},
                     "resnet50": {"source": source, "random": random, "note": ""}},
         "weights_random": random,
@@ -51,7 +51,7 @@ def write(reports_dir, name, value):
 
 @pytest.fixture
 def reports_dir(tmp_path):
-    write(tmp_path, report.COMPARISON_FILE, comparison())
+    write(tmp_path, COMPARISON_FILE, comparison())
     for relative in list(FIGURES.values())[:2]:  # the top-losses figure is left missing on purpose
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_bytes(b"png")
@@ -59,7 +59,7 @@ def reports_dir(tmp_path):
 
 
 def summary(reports_dir) -> str:
-    return report.write_summary(reports_dir).read_text()
+    return write_summary(reports_dir).read_text()
 
 
 def test_random_weights_and_synthetic_data_come_first(reports_dir):
@@ -70,7 +70,7 @@ def test_random_weights_and_synthetic_data_come_first(reports_dir):
 
 
 def test_real_weights_and_user_data_say_nothing_of_the_kind(tmp_path):
-    write(tmp_path, report.COMPARISON_FILE, comparison(random=False, embedded=False))
+    write(tmp_path, COMPARISON_FILE, comparison(random=False, embedded=False))
     text = summary(tmp_path)
     assert text.startswith("# heroes: results summary")
     assert "Weights are random" not in text and "embedded synthetic" not in text
@@ -96,7 +96,7 @@ def test_figures_are_linked_relative_to_the_summary(reports_dir):
 
 
 def test_run_card_has_versions_seeds_weights_hash_size_hardware_and_wall_time(reports_dir):
-    write(reports_dir, report.REPRODUCE_FILE, {"notebooks": [{"name": "01-data-cleaning", "seconds": 120.0},
+    write(reports_dir, REPRODUCE_FILE, {"notebooks": [{"name": "01-data-cleaning", "seconds": 120.0},
                                                              {"name": "04-vgg-vs-resnet", "seconds": 600.0}],
                                                "total_s": 720.0})
     card = summary(reports_dir).split("## Run card", 1)[1]
@@ -111,7 +111,7 @@ def test_run_card_has_versions_seeds_weights_hash_size_hardware_and_wall_time(re
 
 
 def test_one_seed_is_explained(tmp_path):
-    write(tmp_path, report.COMPARISON_FILE, comparison(seeds=(0,)))
+    write(tmp_path, COMPARISON_FILE, comparison(seeds=(0,)))
     assert "**Seeds.** VGG16, ResNet50: a spread over seeds needs at least 2 seeds" in summary(tmp_path)
 
 
@@ -150,12 +150,12 @@ def test_without_notebook_04_the_summary_says_so(tmp_path):
 def test_an_old_schema_is_flagged(tmp_path):
     old = comparison()
     old["schema"] = "something/v0"
-    write(tmp_path, report.COMPARISON_FILE, old)
+    write(tmp_path, COMPARISON_FILE, old)
     assert "re-run notebook 04" in summary(tmp_path)
 
 
 def test_markdown_table_escapes_pipes():
-    assert report.markdown_table(["a"], [["x|y"]])[-1] == "| x\\|y |"
+    assert markdown_table(["a"], [["x|y"]])[-1] == "| x\\|y |"
 
 
 def test_reproduce_timings_round_trip_into_the_run_card(reports_dir):

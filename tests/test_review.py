@@ -6,10 +6,12 @@ import sys
 
 import pandas
 import pytest
+from clean_helpers import picture, save
 from PIL import Image
 
-from clean_helpers import picture, save
-from heroes import clean, data, review
+from heroes.cleaning import flags as clean_flags
+from heroes.cleaning import review
+from heroes.data import scan
 from heroes.errors import UserError
 
 
@@ -22,7 +24,7 @@ def make_tree(raw, copy_name="x_copy.png"):
     for index in range(4):
         save(picture(10 + index), raw / "batman" / f"ok{index}.png")
         save(picture(20 + index), raw / "superman" / f"ok{index}.png")
-    return data.scan(raw, progress=False)
+    return scan.scan(raw, progress=False)
 
 
 @pytest.fixture
@@ -30,7 +32,7 @@ def tree(tmp_path):
     raw = tmp_path / "raw"
     manifest = make_tree(raw)
     manifest_path = tmp_path / "manifest.csv"
-    data.write_manifest(manifest, manifest_path)
+    scan.write_manifest(manifest, manifest_path)
     return {"raw": raw, "manifest": manifest, "manifest_path": manifest_path, "tmp": tmp_path,
             "decisions": tmp_path / "review" / "decisions.csv"}
 
@@ -41,9 +43,9 @@ def sha_of(manifest, path):
 
 def run(tree, manifest_path=None):
     out = tree["tmp"] / "out"
-    clean.run(manifest_path or tree["manifest_path"], out / "flags.csv", tree["decisions"], out / "clean.csv",
+    clean_flags.run(manifest_path or tree["manifest_path"], out / "flags.csv", tree["decisions"], out / "clean.csv",
               progress=False)
-    return pandas.read_csv(out / "flags.csv", keep_default_na=False), data.read_manifest(out / "clean.csv")
+    return pandas.read_csv(out / "flags.csv", keep_default_na=False), scan.read_manifest(out / "clean.csv")
 
 
 def write_decisions(path, rows):
@@ -92,7 +94,7 @@ def test_decisions_follow_a_renamed_file(tree):
     write_decisions(tree["decisions"], [(sha, "relabel", "superman", "")])
     renamed_raw = tree["tmp"] / "renamed"
     manifest = make_tree(renamed_raw, copy_name="renamed_copy.png")
-    data.write_manifest(manifest, tree["tmp"] / "renamed.csv")
+    scan.write_manifest(manifest, tree["tmp"] / "renamed.csv")
     flags, cleaned = run(tree, tree["tmp"] / "renamed.csv")
     assert cleaned.loc[cleaned["sha256"] == sha, "label"].tolist() == ["superman"]
     assert len(pandas.read_csv(tree["decisions"])) == 1

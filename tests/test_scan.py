@@ -10,7 +10,7 @@ import pandas
 import pytest
 from PIL import Image
 
-from heroes import data
+from heroes.data import scan
 from heroes.errors import UserError
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -60,8 +60,8 @@ def by_relpath(frame):
 
 
 def test_rows_labels_and_reasons(tree):
-    frame = data.scan(tree, progress=False)
-    assert list(frame.columns) == data.COLUMNS
+    frame = scan.scan(tree, progress=False)
+    assert list(frame.columns) == scan.COLUMNS
     assert list(frame["relpath"]) == sorted(frame["relpath"])
     rows = by_relpath(frame)
     assert len(frame) == 15
@@ -88,7 +88,7 @@ def test_rows_labels_and_reasons(tree):
 
 
 def test_unicode_labels_and_safe_class_ids(tree):
-    rows = by_relpath(data.scan(tree, progress=False))
+    rows = by_relpath(scan.scan(tree, progress=False))
     assert rows.loc["Ñandú/c.webp", "label"] == "Ñandú"
     assert rows.loc["Ñandú/c.webp", "class_id"] == "nandu"
     assert rows.loc["Wonder Woman/a.jpg", "class_id"] == "wonder_woman"
@@ -99,15 +99,15 @@ def test_unicode_labels_and_safe_class_ids(tree):
 
 
 def test_class_id_collisions_are_distinct_and_stable():
-    ids = data.assign_class_ids(["Wonder Woman", "wonder-woman", "Batman"])
+    ids = scan.assign_class_ids(["Wonder Woman", "wonder-woman", "Batman"])
     assert ids["Batman"] == "batman"
     assert ids["Wonder Woman"] != ids["wonder-woman"]
     assert ids["Wonder Woman"].startswith("wonder_woman_")
-    assert ids == data.assign_class_ids(["Batman", "wonder-woman", "Wonder Woman"])
+    assert ids == scan.assign_class_ids(["Batman", "wonder-woman", "Wonder Woman"])
 
 
 def test_probes_role(tree):
-    rows = by_relpath(data.scan(tree, progress=False))
+    rows = by_relpath(scan.scan(tree, progress=False))
     assert rows.loc["probes/Batman/unmasked.jpg", ["label", "role"]].tolist() == ["Batman", "probe"]
     assert rows.loc["Batman/png_named.jpg", "role"] == "data"
     assert rows.loc["probes/Batman/unmasked.jpg", "class_id"] == rows.loc["Batman/png_named.jpg", "class_id"]
@@ -115,9 +115,9 @@ def test_probes_role(tree):
 
 def test_scan_leaves_the_tree_untouched(tree, monkeypatch):
     before = snapshot(tree)
-    monkeypatch.setattr(data, "POOL_MIN_FILES", 1)
-    pooled = data.scan(tree, progress=False, workers=2)
-    serial = data.scan(tree, progress=False, workers=1)
+    monkeypatch.setattr(scan, "POOL_MIN_FILES", 1)
+    pooled = scan.scan(tree, progress=False, workers=2)
+    serial = scan.scan(tree, progress=False, workers=1)
     assert snapshot(tree) == before
     pandas.testing.assert_frame_equal(pooled, serial)
 
@@ -128,7 +128,7 @@ def test_odd_files_do_not_crash(tree, tmp_path):
     outside = tmp_path / "outside"
     image(outside / "x.jpg")
     os.symlink(outside, tree / "Batman" / "linked")
-    rows = by_relpath(data.scan(tree, progress=False))
+    rows = by_relpath(scan.scan(tree, progress=False))
     assert rows.loc["Batman/pipe.jpg", "reason"] == "not a regular file"
     assert rows.loc["Batman/dangling.jpg", "reason"] == "broken symlink"
     assert rows.loc["Batman/linked", "reason"] == "symlinked folder not followed"
@@ -141,7 +141,7 @@ def test_unreadable_file(tree):
     image(locked)
     locked.chmod(0)
     try:
-        rows = by_relpath(data.scan(tree, progress=False))
+        rows = by_relpath(scan.scan(tree, progress=False))
     finally:
         locked.chmod(0o644)
     assert rows.loc["Batman/locked.jpg", "reason"].startswith("unreadable")
@@ -149,41 +149,41 @@ def test_unreadable_file(tree):
 
 def test_bad_roots(tmp_path):
     with pytest.raises(UserError, match="folder not found"):
-        data.scan(tmp_path / "missing")
+        scan.scan(tmp_path / "missing")
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(UserError, match="not a folder"):
-        data.scan(tmp_path / "file.txt")
+        scan.scan(tmp_path / "file.txt")
     with pytest.raises(UserError, match="no class sub-folders"):
-        data.scan(tmp_path)
+        scan.scan(tmp_path)
 
 
 def test_manifest_round_trip_and_hash(tree, tmp_path):
-    frame = data.scan(tree, progress=False)
-    out = data.write_manifest(frame, tmp_path / "out" / "manifest.csv")
-    back = data.read_manifest(out)
+    frame = scan.scan(tree, progress=False)
+    out = scan.write_manifest(frame, tmp_path / "out" / "manifest.csv")
+    back = scan.read_manifest(out)
     assert str(back["width"].dtype) == "Int64"
     assert back["width"].tolist() == frame["width"].tolist()
     assert back["label"].tolist() == frame["label"].tolist()
-    assert data.manifest_hash(back) == data.manifest_hash(frame)
-    assert data.manifest_hash(frame.iloc[::-1]) == data.manifest_hash(frame)
+    assert scan.manifest_hash(back) == scan.manifest_hash(frame)
+    assert scan.manifest_hash(frame.iloc[::-1]) == scan.manifest_hash(frame)
     relabelled = frame.copy()
     relabelled.loc[relabelled["label"] == "Batman", "label"] = "Bruce"
-    assert data.manifest_hash(relabelled) != data.manifest_hash(frame)
-    text = data.describe_manifest(frame, out)
+    assert scan.manifest_hash(relabelled) != scan.manifest_hash(frame)
+    text = scan.describe_manifest(frame, out)
     assert "15 files: 6 ok, 9 rejected" in text and str(out) in text and "Wonder Woman 2" in text
 
 
 def test_bad_manifests_and_destinations(tree, tmp_path):
-    frame = data.scan(tree, progress=False)
+    frame = scan.scan(tree, progress=False)
     (tmp_path / "thin.csv").write_text("path,label\nx,y\n")
     with pytest.raises(UserError, match="lacks required column"):
-        data.read_manifest(tmp_path / "thin.csv")
+        scan.read_manifest(tmp_path / "thin.csv")
     with pytest.raises(UserError):
-        data.read_manifest(tmp_path / "absent.csv")
+        scan.read_manifest(tmp_path / "absent.csv")
     (tmp_path / "plain").write_text("a file")
     for bad in [tmp_path / "plain" / "m.csv", Path("/proc/m.csv"), tmp_path, tree / "m.csv"]:
         with pytest.raises(UserError):
-            data.write_manifest(frame, bad)
+            scan.write_manifest(frame, bad)
     assert not (tree / "m.csv").exists()
 
 
@@ -213,4 +213,4 @@ def test_cli_good_folder(tree, tmp_path):
     result = run_cli("scan", tree, "--out", out)
     assert result.returncode == 0, result.stderr
     assert "manifest written to" in result.stdout
-    assert len(data.read_manifest(out)) == 15
+    assert len(scan.read_manifest(out)) == 15

@@ -7,8 +7,8 @@ import sys
 import pandas
 import pytest
 
+from heroes.data.split import make_splits
 from heroes.errors import UserError
-from heroes.split import make_splits
 
 
 def fake_manifest(per_class: dict, prefix: str = "") -> pandas.DataFrame:

@@ -8,11 +8,15 @@ import pandas
 import pytest
 from PIL import Image
 
-from heroes import evaluate, runs, split, study
-from heroes.arrays import ImageSet
+from heroes.data import sources, split
+from heroes.data.arrays import ImageSet
 from heroes.errors import UserError
-from heroes.runs import RunResult
-from heroes.weights import RANDOM_UNAVAILABLE, WeightsChoice
+from heroes.evaluation import stats
+from heroes.modeling import backbones, predict, runs
+from heroes.modeling.runs import RunResult
+from heroes.modeling.weights import RANDOM_UNAVAILABLE, WeightsChoice
+from heroes.reporting import tables, verdicts
+from heroes.reporting.plots.probes import probe_grid
 
 CLASSES = ("batman", "captain_marvel", "superman", "wonder_woman", "deadpool", "not_a_hero")
 
@@ -38,24 +42,24 @@ def write_image(path, colour, size=(40, 30)):
 
 def test_a_missing_split_says_to_run_notebook_01(tmp_path):
     with pytest.raises(UserError, match="run notebooks/01-data-cleaning.ipynb first"):
-        study.load_split(tmp_path)
+        sources.load_split(tmp_path)
     with pytest.raises(UserError, match="01-data-cleaning"):
-        study.read_clean_manifest(tmp_path)
+        sources.read_clean_manifest(tmp_path)
 
 
 def test_the_split_is_restricted_to_the_classes_asked_for(tmp_path):
     write_splits(tmp_path)
-    two = study.load_split(tmp_path, ["not_a_hero", "batman"])
+    two = sources.load_split(tmp_path, ["not_a_hero", "batman"])
     assert set(two["label"]) == {"batman", "not_a_hero"} and len(two) == 2 * 8 + 1
-    counts = study.split_counts(two)
+    counts = sources.split_counts(two)
     assert list(counts.index) == ["batman", "not_a_hero", "total"]  # the study's order, not the order asked
     assert list(counts.columns) == ["train", "val", "test"]
     assert counts.loc["total"].tolist() == [8, 4, 4]  # "unused" is not counted
-    assert len(study.load_split(tmp_path)) == 6 * 8 + 1
+    assert len(sources.load_split(tmp_path)) == 6 * 8 + 1
     with pytest.raises(UserError, match="robin"):
-        study.load_split(tmp_path, ["batman", "robin"])
+        sources.load_split(tmp_path, ["batman", "robin"])
     with pytest.raises(UserError, match="two distinct"):
-        study.load_split(tmp_path, ["batman", "batman"])
+        sources.load_split(tmp_path, ["batman", "batman"])
 
 
 def test_probe_rows_are_the_decodable_probes_in_class_order():
@@ -65,11 +69,11 @@ def test_probe_rows_are_the_decodable_probes_in_class_order():
         "role": ["probe", "probe", "probe", "data", "probe"],
         "status": ["ok", "ok", "ok", "ok", "rejected"],
     })
-    probes = study.probe_rows(manifest)
+    probes = sources.probe_rows(manifest)
     assert probes["path"].tolist() == ["p/batman/a.png", "p/batman/b.png", "p/superman/a.png"]
     assert list(probes.index) == [0, 1, 2]
-    assert study.probe_rows(manifest, ["superman"])["path"].tolist() == ["p/superman/a.png"]
-    assert study.probe_rows(manifest.drop(columns="role")).empty
+    assert sources.probe_rows(manifest, ["superman"])["path"].tolist() == ["p/superman/a.png"]
+    assert sources.probe_rows(manifest.drop(columns="role")).empty
 
 
 def random_choice(backbone):
@@ -79,20 +83,20 @@ def random_choice(backbone):
 def test_the_random_weights_warning_is_plain():
     imagenet = WeightsChoice("imagenet", "imagenet", None, False, "ImageNet weights from a file")
     both_random = {"vgg16": random_choice("vgg16"), "resnet50": random_choice("resnet50")}
-    warning = study.weights_warning(both_random)
+    warning = verdicts.weights_warning(both_random)
     assert warning == "weights: random (ImageNet unavailable) — these numbers are NOT the study's"
-    assert study.weights_lines(both_random).splitlines()[0] == warning
-    assert "ResNet50 weights: random (ImageNet unavailable)" in study.weights_lines(both_random)
-    assert study.weights_warning({"vgg16": imagenet}) is None
-    mixed = study.weights_warning({"vgg16": imagenet, "resnet50": random_choice("resnet50")})
+    assert verdicts.weights_lines(both_random).splitlines()[0] == warning
+    assert "ResNet50 weights: random (ImageNet unavailable)" in verdicts.weights_lines(both_random)
+    assert verdicts.weights_warning({"vgg16": imagenet}) is None
+    mixed = verdicts.weights_warning({"vgg16": imagenet, "resnet50": random_choice("resnet50")})
     assert "NOT the study's" in mixed and "ResNet50" in mixed
 
 
 def test_the_data_note_says_when_the_images_are_synthetic(tmp_path):
-    assert study.data_note(tmp_path).startswith("data: your images in")
+    assert sources.data_note(tmp_path).startswith("data: your images in")
     (tmp_path / "raw").mkdir()
     (tmp_path / "raw" / "embedded.json").write_text(json.dumps({"per_class": 16}))
-    assert "EMBEDDED SYNTHETIC DATASET" in study.data_note(tmp_path)
+    assert "EMBEDDED SYNTHETIC DATASET" in sources.data_note(tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -109,18 +113,18 @@ def colour_model():
 def test_predict_images_keeps_the_order_and_gives_probabilities(tmp_path, colour_model):
     paths = [write_image(tmp_path / "red.png", (250, 0, 0)), write_image(tmp_path / "blue.jpg", (0, 0, 250)),
              write_image(tmp_path / "red2.webp", (200, 10, 10), size=(20, 60))]
-    frame = study.predict_images(colour_model, ["batman", "not_a_hero"], paths, 16)
+    frame = predict.predict_images(colour_model, ["batman", "not_a_hero"], paths, 16)
     assert frame["path"].tolist() == [str(path) for path in paths]
     assert frame["predicted"].tolist() == ["batman", "not_a_hero", "batman"]
     assert numpy.allclose(frame[["prob_batman", "prob_not_a_hero"]].sum(axis=1), 1)
     assert (frame["probability"] > 0.99).all()
-    empty = study.predict_images(colour_model, ["batman", "not_a_hero"], [], 16)
+    empty = predict.predict_images(colour_model, ["batman", "not_a_hero"], [], 16)
     assert empty.empty and "prob_batman" in empty.columns
     with pytest.raises(UserError, match="3 class names"):
-        study.predict_images(colour_model, ["a", "b", "c"], paths, 16)
+        predict.predict_images(colour_model, ["a", "b", "c"], paths, 16)
     (tmp_path / "broken.png").write_bytes(b"not an image")
     with pytest.raises(UserError, match="broken.png"):
-        study.predict_images(colour_model, ["batman", "not_a_hero"], [tmp_path / "broken.png"], 16)
+        predict.predict_images(colour_model, ["batman", "not_a_hero"], [tmp_path / "broken.png"], 16)
 
 
 def probe_frames():
@@ -134,33 +138,33 @@ def probe_frames():
 
 def test_probe_titles_and_table():
     probes, predictions = probe_frames()
-    titles = study.probe_titles(predictions)
+    titles = tables.probe_titles(predictions)
     assert titles[0] == "VGG16: Not a hero 0.83 | ResNet50: Batman 0.60"
     assert titles[numpy.array([False, False, True])].tolist() == ["VGG16: Not a hero 0.70 | ResNet50: Batman 0.55"]
-    table = study.probe_table(probes, predictions)
+    table = tables.probe_table(probes, predictions)
     assert list(table.index) == ["Batman", "Superman"]
     assert table.loc["Batman"].to_dict() == {"probes": 2, "VGG16: Not a hero": 0.5, "VGG16: own class": 0.5,
                                              "ResNet50: Not a hero": 0.0, "ResNet50: own class": 1.0}
     assert table.loc["Superman", "VGG16: Not a hero"] == 1.0
-    assert study.probe_table(probes.iloc[:0], predictions).empty
+    assert tables.probe_table(probes.iloc[:0], predictions).empty
     with pytest.raises(ValueError, match="same images"):
-        study.probe_titles({"VGG16": predictions["VGG16"], "ResNet50": predictions["ResNet50"].iloc[:2]})
+        tables.probe_titles({"VGG16": predictions["VGG16"], "ResNet50": predictions["ResNet50"].iloc[:2]})
 
 
 def test_probe_grid_writes_a_png(tmp_path):
     paths = [write_image(tmp_path / f"{index}.png", (40 * index, 90, 200)) for index in range(3)]
     (tmp_path / "bad.png").write_bytes(b"broken")
-    saved = study.probe_grid([*paths, tmp_path / "bad.png"], ["VGG16: Batman 0.61 | ResNet50: Not a hero 0.90"] * 4,
+    saved = probe_grid([*paths, tmp_path / "bad.png"], ["VGG16: Batman 0.61 | ResNet50: Not a hero 0.90"] * 4,
                              tmp_path / "figures" / "grid.png", columns=3, headings=["Batman"] * 4, title="probes")
     with Image.open(saved.path) as image:
         assert image.format == "PNG" and image.width > 300
     assert saved.figure.axes[0].get_title() == "Batman\nVGG16: Batman 0.61\nResNet50: Not a hero 0.90"
     with pytest.raises(ValueError, match="one title per image"):
-        study.probe_grid(paths, ["only one"], tmp_path / "x.png")
+        probe_grid(paths, ["only one"], tmp_path / "x.png")
 
 
 def fake_result(tmp_path, correct):
-    """A RunResult of 50 test images, ``correct`` of them right, as heroes.train writes it."""
+    """A RunResult of 50 test images, ``correct`` of them right, as heroes.modeling.train writes it."""
     class_names = ("batman", "not_a_hero")
     labels = numpy.arange(50) % 2
     predicted = numpy.where(numpy.arange(50) < correct, labels, 1 - labels)
@@ -177,18 +181,20 @@ def fake_result(tmp_path, correct):
                      {"model": {"trainable_parameters": 1234}})
 
 
-def test_model_summary_carries_the_exact_interval(tmp_path):
-    summary = study.model_summary(fake_result(tmp_path, 50))
+def test_run_summary_carries_the_exact_interval(tmp_path):
+    summary = tables.run_summary(fake_result(tmp_path, 50))
     assert summary["test_correct"] == 50 and summary["test_accuracy"] == 1.0
     assert summary["test_accuracy_ci"] == pytest.approx([0.9289, 1.0], abs=1e-4)
-    assert study.accuracy_line("VGG16", summary) == "VGG16: 50/50 correct = 100.0%, exact 95% CI [92.9%, 100.0%]"
+    assert verdicts.accuracy_line("VGG16", summary) == "VGG16: 50/50 correct = 100.0%, exact 95% CI [92.9%, 100.0%]"
     assert summary["weights"] == RANDOM_UNAVAILABLE and summary["confusion_matrix"] == [[25, 0], [0, 25]]
-    lower = study.model_summary(fake_result(tmp_path, 40))
-    assert lower["test_accuracy_ci"] == pytest.approx(list(evaluate.clopper_pearson(40, 50)))
-    path = study.write_metrics(tmp_path / "metrics" / "02.json", {"models": {"VGG16": summary}, "x": float("nan")})
+    lower = tables.run_summary(fake_result(tmp_path, 40))
+    assert lower["test_accuracy_ci"] == pytest.approx(list(stats.clopper_pearson(40, 50)))
+    path = tables.write_metrics(tmp_path / "metrics" / "02.json", {"models": {"VGG16": summary}, "x": float("nan")})
     assert json.loads(path.read_text())["x"] is None  # strict JSON
 
 
 def test_backbone_and_class_names_read_well():
-    assert study.display_backbone("resnet50") == "ResNet50" and study.display_backbone("mystery") == "mystery"
-    assert study.display_class("not_a_hero") == "Not a hero"
+    assert backbones.display_name("resnet50") == "ResNet50"
+    with pytest.raises(UserError, match="unknown backbone"):
+        backbones.display_name("mystery")
+    assert tables.display_class("not_a_hero") == "Not a hero"

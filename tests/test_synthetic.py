@@ -4,14 +4,16 @@ import hashlib
 import io
 from pathlib import Path
 
-import numpy as np
+import numpy
 import pytest
 from PIL import Image, ImageFile, ImageOps
 
-from heroes import cli, drawing, plots, synthetic
+from heroes import cli
 from heroes.config import CLASSES
+from heroes.data.synthetic import dataset, drawing
 from heroes.errors import UserError
-from heroes.io_utils import read_csv
+from heroes.io import read_csv
+from heroes.reporting.plots import sheets
 
 CONTENT_EXTENSIONS = {"JPEG": {".jpg", ".jpeg"}, "PNG": {".png"}, "WEBP": {".webp"}, "GIF": {".gif"},
                       "BMP": {".bmp"}}
@@ -45,7 +47,7 @@ def _full_decode_fails(path):
 def medium(tmp_path_factory):
     """360 clean images at 64 px: enough for the formats and the learnability checks."""
     out = tmp_path_factory.mktemp("medium") / "data"
-    synthetic.write_dataset(str(out), per_class=60, size=64, seed=3, progress=False)
+    dataset.write_dataset(str(out), per_class=60, size=64, seed=3, progress=False)
     return out
 
 
@@ -54,14 +56,14 @@ def dirty(tmp_path_factory):
     """A small dataset with every kind of defect and its truth file."""
     base = tmp_path_factory.mktemp("dirty")
     out, truth = str(base / "data"), base / "truth.csv"
-    summary = synthetic.write_dataset(out, per_class=30, size=64, seed=5, dirt=True, truth_path=truth,
+    summary = dataset.write_dataset(out, per_class=30, size=64, seed=5, dirt=True, truth_path=truth,
                                       progress=False)
-    return Path(out), read_csv(truth, required=synthetic.TRUTH_COLUMNS), summary
+    return Path(out), read_csv(truth, required=dataset.TRUTH_COLUMNS), summary
 
 
 def test_same_seed_gives_identical_bytes_and_another_seed_does_not(tmp_path):
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):
-        synthetic.write_dataset(str(tmp_path / name), per_class=6, size=48, seed=seed, dirt=True, progress=False)
+        dataset.write_dataset(str(tmp_path / name), per_class=6, size=48, seed=seed, dirt=True, progress=False)
     first, again, other = (_hashes(tmp_path / name) for name in "abc")
     assert first == again
     shared = set(first) & set(other)
@@ -69,22 +71,22 @@ def test_same_seed_gives_identical_bytes_and_another_seed_does_not(tmp_path):
 
 
 def test_images_do_not_depend_on_generation_order():
-    one = drawing.draw_image("superman", np.random.default_rng([0, 2, 5]), 64)
-    drawing.draw_image("batman", np.random.default_rng([0, 0, 0]), 64)
-    two = drawing.draw_image("superman", np.random.default_rng([0, 2, 5]), 64)
+    one = drawing.draw_image("superman", numpy.random.default_rng([0, 2, 5]), 64)
+    drawing.draw_image("batman", numpy.random.default_rng([0, 0, 0]), 64)
+    two = drawing.draw_image("superman", numpy.random.default_rng([0, 2, 5]), 64)
     assert one.tobytes() == two.tobytes()
 
 
 def test_every_class_folder_has_per_class_images_and_probes_live_apart(medium):
-    assert sorted(p.name for p in medium.iterdir()) == sorted(CLASSES + (synthetic.PROBES_DIR,))
+    assert sorted(p.name for p in medium.iterdir()) == sorted(CLASSES + (dataset.PROBES_DIR,))
     for label in CLASSES:
         files = _class_files(medium, label)
         assert len(files) == 60
         assert all(path.name.startswith(f"{label}_") and "probe" not in path.name for path in files)
-    probes = medium / synthetic.PROBES_DIR
+    probes = medium / dataset.PROBES_DIR
     assert sorted(p.name for p in probes.iterdir()) == sorted(drawing.HERO_CLASSES)
     for label in drawing.HERO_CLASSES:
-        assert len(list((probes / label).iterdir())) == synthetic.probe_count(60) == 6
+        assert len(list((probes / label).iterdir())) == dataset.probe_count(60) == 6
 
 
 def test_formats_are_mixed_and_extensions_match_content(medium):
@@ -108,10 +110,10 @@ def _features(root):
         for path in _class_files(root, label):
             with Image.open(path) as image:
                 rgb = image.convert("RGB")
-            means.append(np.asarray(rgb, dtype=np.float32).reshape(-1, 3).mean(axis=0) / 255)
-            thumbs.append(np.asarray(rgb.resize((4, 4), Image.Resampling.BOX), dtype=np.float32).ravel() / 255)
+            means.append(numpy.asarray(rgb, dtype=numpy.float32).reshape(-1, 3).mean(axis=0) / 255)
+            thumbs.append(numpy.asarray(rgb.resize((4, 4), Image.Resampling.BOX), dtype=numpy.float32).ravel() / 255)
             labels.append(label)
-    return np.array(means), np.array(thumbs), np.array(labels)
+    return numpy.array(means), numpy.array(thumbs), numpy.array(labels)
 
 
 def test_mean_colour_is_a_weak_cue_but_the_task_is_learnable(medium):
@@ -120,7 +122,7 @@ def test_mean_colour_is_a_weak_cue_but_the_task_is_learnable(medium):
     from sklearn.neighbors import NearestCentroid
 
     means, thumbs, labels = _features(medium)
-    index_train, index_test = train_test_split(np.arange(len(labels)), test_size=0.3, stratify=labels,
+    index_train, index_test = train_test_split(numpy.arange(len(labels)), test_size=0.3, stratify=labels,
                                                random_state=0)
     centroid = NearestCentroid().fit(means[index_train], labels[index_train])
     colour_accuracy = centroid.score(means[index_test], labels[index_test])
@@ -138,10 +140,10 @@ def test_clean_images_never_collide(medium):
         for path in _class_files(medium, label):
             with Image.open(path) as image:
                 small = image.convert("L").resize((8, 8), Image.Resampling.BOX)
-            thumbs.append(np.asarray(small, dtype=np.float32).ravel())
-    thumbs = np.array(thumbs)
-    distances = np.sqrt(((thumbs[:, None, :] - thumbs[None, :, :]) ** 2).mean(axis=2))
-    np.fill_diagonal(distances, np.inf)
+            thumbs.append(numpy.asarray(small, dtype=numpy.float32).ravel())
+    thumbs = numpy.array(thumbs)
+    distances = numpy.sqrt(((thumbs[:, None, :] - thumbs[None, :, :]) ** 2).mean(axis=2))
+    numpy.fill_diagonal(distances, numpy.inf)
     assert distances.min() > 8.0  # grey levels, RMS over an 8x8 thumbnail
 
 
@@ -151,14 +153,14 @@ def test_truth_rows_match_the_files_on_disk(dirty):
     on_disk = {path.as_posix() for label in CLASSES for path in _class_files(out, label)}
     assert set(truth["path"]) <= on_disk
     assert truth["path"].str.startswith(out.as_posix() + "/").all()
-    counts = synthetic.dirt_counts(30)
+    counts = dataset.dirt_counts(30)
     for label in CLASSES:
         rows = truth[truth["label"] == label]
         assert rows["kind"].value_counts().to_dict() == counts
         assert all(Path(path).parent.name == label for path in rows["path"])
         assert len(_class_files(out, label)) - len(rows) == 30  # cleaning the dirt leaves per_class
-    assert not (out / synthetic.PROBES_DIR).joinpath("x").exists()
-    assert all(synthetic.PROBES_DIR not in Path(path).parts for path in truth["path"])
+    assert not (out / dataset.PROBES_DIR).joinpath("x").exists()
+    assert all(dataset.PROBES_DIR not in Path(path).parts for path in truth["path"])
 
 
 def test_each_defect_is_what_the_truth_says(dirty):
@@ -185,7 +187,7 @@ def test_each_defect_is_what_the_truth_says(dirty):
             assert Path(row.source).parent.name == row.true_label != row.label
         elif row.kind == "tiny":
             with Image.open(path) as image:
-                assert min(image.size) < synthetic.TINY_SIDE
+                assert min(image.size) < dataset.TINY_SIDE
         elif row.kind == "off_class":
             assert row.true_label in CLASSES and row.true_label != row.label
         elif row.kind == "corrupt":
@@ -193,29 +195,29 @@ def test_each_defect_is_what_the_truth_says(dirty):
 
 
 def test_corrupt_bytes_always_fail_to_decode():
-    rng = np.random.default_rng(0)
+    rng = numpy.random.default_rng(0)
     image = drawing.draw_image("deadpool", rng, 48)
     for kind in ("jpeg", "png", "webp", "gif", "bmp"):
-        data, _ = synthetic.encode(image, rng, kind)
-        assert synthetic.decodes(data)
+        data, _ = dataset.encode(image, rng, kind)
+        assert dataset.decodes(data)
         for _ in range(5):
-            assert not synthetic.decodes(synthetic.corrupt_bytes(data, rng))
+            assert not dataset.decodes(dataset.corrupt_bytes(data, rng))
 
 
 def test_refuses_a_non_empty_folder_and_bad_arguments(tmp_path):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
     with pytest.raises(UserError, match="not empty; choose a new folder"):
-        synthetic.write_dataset(tmp_path / "full", per_class=2, size=32, progress=False)
+        dataset.write_dataset(tmp_path / "full", per_class=2, size=32, progress=False)
     assert [p.name for p in (tmp_path / "full").iterdir()] == ["keep.txt"]
     for arguments in ({"per_class": 0}, {"size": 31}, {"seed": -1}, {"per_class": 2.5},
                       {"truth_path": tmp_path / "new" / "truth.csv"}):
         with pytest.raises(UserError):
-            synthetic.write_dataset(tmp_path / "new", **{"per_class": 2, "size": 32, "progress": False,
+            dataset.write_dataset(tmp_path / "new", **{"per_class": 2, "size": 32, "progress": False,
                                                          **arguments})
     assert not (tmp_path / "new").exists()
     (tmp_path / "empty").mkdir()
-    synthetic.write_dataset(tmp_path / "empty", per_class=1, size=32, progress=False)
+    dataset.write_dataset(tmp_path / "empty", per_class=1, size=32, progress=False)
     assert len(list((tmp_path / "empty").rglob("*.*"))) == len(CLASSES) + len(drawing.HERO_CLASSES)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial folder left behind
 
@@ -230,22 +232,22 @@ def test_cli_synth_exit_codes(tmp_path, capsys):
 
 def test_contact_sheet_survives_unreadable_files(tmp_path):
     good = tmp_path / "good.jpg"
-    drawing.draw_image("batman", np.random.default_rng(1), 64).save(good)
+    drawing.draw_image("batman", numpy.random.default_rng(1), 64).save(good)
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"<html>not an image</html>")
-    out = plots.contact_sheet([good, bad, tmp_path / "missing.png"], ["good", "bad", "missing"],
+    out = sheets.contact_sheet([good, bad, tmp_path / "missing.png"], ["good", "bad", "missing"],
                               tmp_path / "sheets" / "sheet.png", columns=2, thumb=48)
     with Image.open(out) as sheet:
         assert sheet.format == "PNG" and sheet.width > 2 * 48
         grey = sheet.convert("RGB").getpixel((4 + 48 + 4 + 3, 4 + 3))
-    assert grey == plots.UNREADABLE
+    assert grey == sheets.UNREADABLE
     with pytest.raises(ValueError):
-        plots.contact_sheet([good], ["a", "b"], tmp_path / "x.png")
+        sheets.contact_sheet([good], ["a", "b"], tmp_path / "x.png")
 
 
 def test_encode_matches_declared_format():
-    image = drawing.draw_image("not_a_hero", np.random.default_rng(2), 40)
+    image = drawing.draw_image("not_a_hero", numpy.random.default_rng(2), 40)
     for kind, expected in (("jpeg", "JPEG"), ("png", "PNG"), ("webp", "WEBP"), ("gif", "GIF"), ("bmp", "BMP")):
-        data, ext = synthetic.encode(image, np.random.default_rng(0), kind)
+        data, ext = dataset.encode(image, numpy.random.default_rng(0), kind)
         with Image.open(io.BytesIO(data)) as decoded:
             assert decoded.format == expected and ext in CONTENT_EXTENSIONS[expected]

@@ -7,12 +7,12 @@ import keras
 import numpy
 import pandas
 import pytest
-
-from heroes import features, models, runs
-from heroes.arrays import ImageSet
-from heroes.config import TrainConfig
-from heroes.train import fresh_session, release_optimizer_graphs, train_run
 from test_features import coloured_set
+
+from heroes.config import TrainConfig
+from heroes.data.arrays import ImageSet
+from heroes.modeling import build, features, runs, saving
+from heroes.modeling.train import fresh_session, release_optimizer_graphs, train_run
 
 # lr 0.01 so two epochs move the head visibly; the study's 0.001 barely moves it on 24 images.
 SMALL = TrainConfig(backbone="vgg16", image_size=32, weights=None, epochs=2, batch_size=8, learning_rate=0.01)
@@ -45,7 +45,7 @@ def test_cached_features_train_the_same_model_as_end_to_end(tmp_path):
 
     # Training really moved the head: the saved fc1 differs from a fresh model with the same seed.
     keras.utils.set_random_seed(SMALL.seed)
-    fresh = models.build_model("vgg16", 2, 32, weights=None)
+    fresh = build.build_model("vgg16", 2, 32, weights=None)
     assert not numpy.allclose(fresh.get_layer("fc1").get_weights()[0], cached.model.get_layer("fc1").get_weights()[0])
 
 
@@ -77,7 +77,7 @@ def test_run_directory_holds_everything_a_report_needs(tmp_path):
     assert list(predictions.columns[:4]) == ["path", "sha256", "label", "predicted"]
     numpy.testing.assert_allclose(predictions[["prob_batman", "prob_not_a_hero"]].sum(axis=1), 1, atol=1e-5)
     # The saved model, given raw images, predicts what predictions.csv says.
-    model, class_names = models.load_model(tmp_path / "run" / "model.keras")
+    model, class_names = saving.load_model(tmp_path / "run" / "model.keras")
     assert class_names == ["batman", "not_a_hero"]
     again = model.predict(sets["test"].images.astype("float32"), verbose=0)
     numpy.testing.assert_allclose(again, predictions[["prob_batman", "prob_not_a_hero"]], atol=1e-5)
@@ -92,7 +92,7 @@ def test_augmented_views_reuse_the_cache_and_match_end_to_end(tmp_path, monkeypa
     assert first.metrics["feature_cache"]["computed"] == 20 * 3 + 8 + 8
     assert first.metrics["best_val_loss"] == pytest.approx(first.history["val_loss"].min())
 
-    monkeypatch.setattr(features, "_run_prefix", lambda *args: pytest.fail("features computed again"))
+    monkeypatch.setattr(features, "run_prefix", lambda *args: pytest.fail("features computed again"))
     second = train_run(config, sets, run_dir=tmp_path / "second", cache_dir=tmp_path / "features", progress=False)
     assert second.metrics["feature_cache"] == {**first.metrics["feature_cache"], "computed": 0, "reused": 76}
     numpy.testing.assert_allclose(probabilities(second), probabilities(first), atol=1e-6)

@@ -11,8 +11,8 @@ import keras
 import numpy
 import pytest
 
-from heroes import models, weights
 from heroes.errors import UserError
+from heroes.modeling import backbones, build, weights
 
 SIZE = 32
 
@@ -73,12 +73,12 @@ def test_missing_or_wrong_kind_of_path_is_a_user_error(tmp_path):
 
 
 def test_weights_of_a_saved_heroes_model_load_with_equal_predictions(tmp_path):
-    source = models.build_model("vgg16", 3, SIZE)
+    source = build.build_model("vgg16", 3, SIZE)
     path = tmp_path / "source.weights.h5"
     source.save_weights(path)
-    choice = models.choose_weights("vgg16", path, SIZE)
+    choice = build.choose_weights("vgg16", path, SIZE)
     assert choice.source == f"file {path}" and not choice.random and not choice.imagenet
-    loaded = models.build_model("vgg16", 3, SIZE, weights=choice)
+    loaded = build.build_model("vgg16", 3, SIZE, weights=choice)
     images = raw_images()
     numpy.testing.assert_allclose(loaded(images).numpy(), source(images).numpy(), atol=1e-6)
 
@@ -87,19 +87,19 @@ def test_weights_of_a_saved_heroes_model_load_with_equal_predictions(tmp_path):
 def test_a_stock_backbone_file_fills_the_backbone(tmp_path, stock_vgg16, file_name):
     path = tmp_path / file_name
     stock_vgg16.save_weights(path) if file_name.endswith(".weights.h5") else save_legacy_h5(stock_vgg16, path)
-    model = models.build_model("vgg16", 3, SIZE, weights=path)
+    model = build.build_model("vgg16", 3, SIZE, weights=path)
     images = raw_images()
     expected = stock_vgg16(keras.applications.vgg16.preprocess_input(images.copy())).numpy()
     numpy.testing.assert_allclose(features(model, "block5_pool")(images).numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_a_truncated_file_is_reported_with_its_path_and_never_loaded(tmp_path):
-    source = models.build_model("mobilenetv2", 3, SIZE)
+    source = build.build_model("mobilenetv2", 3, SIZE)
     good = tmp_path / "good.weights.h5"
     source.save_weights(good)
     bad = truncated_copy(good, tmp_path / "bad.weights.h5")
     with pytest.raises(UserError, match=re.escape(str(bad)) + ".*truncated or corrupt"):
-        models.build_model("mobilenetv2", 3, SIZE, weights=bad)
+        build.build_model("mobilenetv2", 3, SIZE, weights=bad)
 
 
 def test_a_file_from_another_architecture_is_refused(tmp_path):
@@ -108,7 +108,7 @@ def test_a_file_from_another_architecture_is_refused(tmp_path):
     path = tmp_path / "other.weights.h5"
     other.save_weights(path)
     with pytest.raises(UserError, match=re.escape(str(path)) + ".*another architecture"):
-        models.build_model("vgg16", 3, SIZE, weights=path)
+        build.build_model("vgg16", 3, SIZE, weights=path)
 
 
 def test_official_file_names_are_checked_against_the_published_hash(tmp_path, stock_vgg16):
@@ -121,16 +121,16 @@ def test_official_file_names_are_checked_against_the_published_hash(tmp_path, st
 
 def test_auto_offline_with_an_empty_cache_is_random_with_a_warning():
     with pytest.warns(UserWarning, match=re.escape(weights.RANDOM_UNAVAILABLE)):
-        choice = models.choose_weights("vgg16", "auto", SIZE)
+        choice = build.choose_weights("vgg16", "auto", SIZE)
     assert choice.random and choice.source == weights.RANDOM_UNAVAILABLE and choice.path is None
     with pytest.warns(UserWarning, match=re.escape(weights.RANDOM_UNAVAILABLE)):
-        model = models.build_model("mobilenetv2", 2, SIZE, weights="auto")
+        model = build.build_model("mobilenetv2", 2, SIZE, weights="auto")
     assert model.output_shape == (None, 2)
 
 
 def test_imagenet_offline_is_a_user_error_naming_the_files_and_the_remedy():
     with pytest.raises(UserError) as caught:
-        models.choose_weights("vgg16", "imagenet", 224)
+        build.choose_weights("vgg16", "imagenet", 224)
     message = str(caught.value)
     assert "vgg16_weights_tf_dim_ordering_tf_kernels.h5" in message
     assert "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
@@ -145,9 +145,9 @@ def test_imagenet_from_the_keras_cache_loads_offline():
     weights.keras_cache_dir().mkdir(parents=True)
     save_legacy_h5(stock, weights.keras_cache_dir() / official.name)
     for value in ("auto", "imagenet"):
-        choice = models.choose_weights("mobilenetv2", value, SIZE)
+        choice = build.choose_weights("mobilenetv2", value, SIZE)
         assert choice.source == "imagenet" and choice.imagenet and choice.path.parent == weights.keras_cache_dir()
-    model = models.build_model("mobilenetv2", 3, SIZE, weights=choice)
+    model = build.build_model("mobilenetv2", 3, SIZE, weights=choice)
     images = raw_images()
     expected = stock(keras.applications.mobilenet_v2.preprocess_input(images.copy())).numpy()
     numpy.testing.assert_allclose(features(model, "out_relu")(images).numpy(), expected, rtol=1e-5, atol=1e-5)
@@ -218,7 +218,7 @@ def test_efficientnet_official_file_matches_keras_imagenet_model(tmp_path, monke
     path = save_legacy_h5(stock, tmp_path / "efficientnetb0_notop.h5")
     table = weights._OFFICIAL["efficientnetb0"]
     monkeypatch.setitem(table, False, dataclasses.replace(table[False], file_hash=md5(path)))
-    model = models.build_model("efficientnetb0", 3, SIZE, weights=path)
+    model = build.build_model("efficientnetb0", 3, SIZE, weights=path)
 
     from keras.src.utils import file_utils
 
@@ -232,22 +232,22 @@ def test_efficientnet_official_file_matches_keras_imagenet_model(tmp_path, monke
 
 def test_vgg_keeps_the_imagenet_fc1_fc2_when_the_file_has_them(tmp_path):
     """At the backbone's native size a classifier file fills fc1/fc2; the new output is never copied."""
-    models.register_backbone("tiny_vgg16", family="vgg16", gradcam_layer="block5_conv3", head="dense",
-                             dense_units=(4096, 4096), default_size=SIZE)(models._vgg16)
+    backbones.register_backbone("tiny_vgg16", family="vgg16", gradcam_layer="block5_conv3", head="dense",
+                             dense_units=(4096, 4096), default_size=SIZE)(backbones._vgg16)
     try:
         stock = keras.applications.VGG16(include_top=True, weights=None, input_shape=(SIZE, SIZE, 3))
         path = save_legacy_h5(stock, tmp_path / "with_top.h5")
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            model = models.build_model("tiny_vgg16", 3, SIZE, weights=path)
+            model = build.build_model("tiny_vgg16", 3, SIZE, weights=path)
         for name in ("block1_conv1", "block5_conv3", "fc1", "fc2"):
             for ours, theirs in zip(model.get_layer(name).get_weights(), stock.get_layer(name).get_weights()):
                 numpy.testing.assert_array_equal(ours, theirs)
         assert model.get_layer("predictions").get_weights()[0].shape == (4096, 3)
         assert [layer.name for layer in model.layers if layer.trainable_weights] == ["fc1", "fc2", "predictions"]
-        other_size = models.build_model("tiny_vgg16", 3, 2 * SIZE, weights=path)  # fc1 no longer fits: both fresh
+        other_size = build.build_model("tiny_vgg16", 3, 2 * SIZE, weights=path)  # fc1 no longer fits: both fresh
         kernel = other_size.get_layer("block1_conv1").kernel
         numpy.testing.assert_array_equal(kernel, stock.get_layer("block1_conv1").kernel)
         assert not numpy.array_equal(other_size.get_layer("fc2").kernel, stock.get_layer("fc2").kernel)
     finally:
-        models._REGISTRY.pop("tiny_vgg16")
+        backbones.unregister_backbone("tiny_vgg16")

@@ -1,0 +1,1 @@
+"""Data cleaning: fingerprints, duplicates and quality flags, replayed review decisions, leakage, reports."""

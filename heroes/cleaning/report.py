@@ -1,0 +1,90 @@
+"""Tables and sheet contents for the cleaning notebook: counts per class, flags by kind, groups to look at."""
+
+import pandas
+
+from heroes.cleaning.flags import ACTIONS, FLAGS, data_rows
+from heroes.errors import UserError
+
+
+def class_counts(manifest: pandas.DataFrame, cleaned: pandas.DataFrame) -> pandas.DataFrame:
+    """Class data per label: files found, decodable, and left in the cleaned manifest (probes apart)."""
+    found = manifest[data_rows(manifest)]
+    table = pandas.DataFrame({
+        "files": found.groupby("label").size(),
+        "decodable": found[found["status"] == "ok"].groupby("label").size(),
+        "cleaned": cleaned[data_rows(cleaned)].groupby("label").size(),
+    }).fillna(0).astype(int)
+    table.loc["total"] = table.sum()
+    return table
+
+
+def probe_counts(manifest: pandas.DataFrame) -> pandas.DataFrame:
+    """Probes per label (never cleaned, never trained on): files and decodable."""
+    probes = manifest[~data_rows(manifest)]
+    return pandas.DataFrame({
+        "files": probes.groupby("label").size(),
+        "decodable": probes[probes["status"] == "ok"].groupby("label").size(),
+    }).fillna(0).astype(int)
+
+
+def flag_table(flags: pandas.DataFrame) -> pandas.DataFrame:
+    """Files per primary flag and final action, with totals."""
+    table = pandas.crosstab(flags["flag"], flags["action"], margins=True, margins_name="total")
+    rows = [flag for flag in FLAGS if flag in table.index] + ["total"]
+    columns = [action for action in ACTIONS if action in table.columns] + ["total"]
+    return table.reindex(index=rows, columns=columns, fill_value=0)
+
+
+def flagged_groups(flags: pandas.DataFrame, limit: int | None = None) -> list:
+    """``[(heading, [(path, caption), ...])]`` per duplicate group, cross-class groups first."""
+    grouped = flags[flags["group_id"] != ""]
+    order = (grouped.assign(cross=grouped["flags"].str.contains("cross_class"))
+             .groupby("group_id")["cross"].any().sort_index().sort_values(ascending=False, kind="stable"))
+    groups = []
+    for group_id in order.index[:limit]:
+        members = grouped[grouped["group_id"] == group_id].sort_values(["action", "path"], ascending=[False, True])
+        kind = "cross-class" if order[group_id] else members["flag"].iloc[0].replace("_", " ")
+        heading = f"{group_id}\n{kind}\n{', '.join(sorted(set(members['label'])))}"
+        groups.append((heading, [(path, f"{label}: {action}") for path, label, action
+                                 in zip(members["path"], members["label"], members["action"])]))
+    return groups
+
+
+def flagged_singles(flags: pandas.DataFrame) -> tuple:
+    """(paths, captions) of flagged files outside any group that can be shown (tiny, flat, odd shape, outlier...).
+
+    Unreadable files are left out: there is nothing to look at, their reasons are in the flags file.
+    """
+    singles = flags[(flags["group_id"] == "") & (flags["flag"] != "unreadable")].sort_values(["flag", "path"])
+    captions = [f"{flag}: {action}" for flag, action in zip(singles["flag"], singles["action"])]
+    return list(singles["path"]), captions
+
+
+def class_samples(cleaned: pandas.DataFrame, count: int) -> list:
+    """``[(label, paths, captions)]``: the first ``count`` cleaned images of each class, in path order."""
+    data = cleaned[data_rows(cleaned)].sort_values("path")
+    samples = []
+    for label, rows in data.groupby("label", sort=True):
+        rows = rows.head(count)
+        samples.append((label, list(rows["path"]), [path.rsplit("/", 1)[-1] for path in rows["path"]]))
+    return samples
+
+
+def fitting_counts(cleaned: pandas.DataFrame, train, val, test) -> tuple:
+    """Per-class (train, val, test) counts, train lowered so the smallest cleaned class still fills them.
+
+    Cleaning removes a few images per class (copies, and cross-class pictures until
+    someone decides), so the study's 200/25/25 of 250 may no longer fit exactly;
+    validation and test keep their size because they carry the reported numbers.
+    Fractions (all below 1) pass through unchanged.
+    """
+    if all(value < 1 for value in (train, val, test)):
+        return train, val, test
+    kept = cleaned[data_rows(cleaned)]
+    if kept.empty:
+        raise UserError("cleaning left no images to split: every file was flagged (see flags.csv for why)")
+    smallest = kept.groupby("label").size().min()
+    if smallest < val + test + 1:
+        raise UserError(f"the smallest cleaned class has {smallest} images: too few for {val} validation "
+                        f"and {test} test images plus training")
+    return min(int(train), int(smallest - val - test)), int(val), int(test)

@@ -1,0 +1,313 @@
+"""Scan a folder of class sub-folders into a manifest (one row per file), and read/write it."""
+
+import hashlib
+import multiprocessing
+import os
+import stat
+import sys
+import threading
+import unicodedata
+import warnings
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pandas
+
+from heroes import io
+from heroes.data.decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image
+from heroes.errors import UserError
+
+COLUMNS = [
+    "path", "relpath", "label", "class_id", "role", "status", "reason",
+    "sha256", "width", "height", "format", "mode", "bytes",
+]
+REQUIRED_COLUMNS = ["path", "label", "status", "reason", "sha256", "width", "height", "format"]
+INTEGER_COLUMNS = ["width", "height", "bytes"]
+STATUSES = ("ok", "rejected")
+PROBES_FOLDER = "probes"
+SYSTEM_NAMES = {"thumbs.db", "desktop.ini", "__macosx", "@eadir", "$recycle.bin", "system volume information"}
+# Below this many files a process pool costs more to start than it saves.
+POOL_MIN_FILES = 200
+CHUNK_SIZE = 32
+
+
+def scan(root, progress: bool = True, workers: int | None = None) -> pandas.DataFrame:
+    """One row per file under ``root`` (read-only), sorted by ``relpath``; columns ``COLUMNS``.
+
+    ``progress=True`` shows a tqdm bar on stderr when stderr is a terminal; ``False`` never.
+    ``workers`` defaults to ``min(2, cpu count)`` processes for large folders.
+    """
+    root_path = _checked_root(root)
+    entries, extra_rows = _walk(root_path)
+    class_ids = assign_class_ids(entry["label"] for entry in entries if entry["label"])
+    rows = extra_rows + _inspect_all(entries, progress, workers)
+    for row in rows:
+        row["path"] = (root_path / row["relpath"]).as_posix()
+        row["class_id"] = class_ids.get(row["label"], "")
+    rows.sort(key=lambda row: row["relpath"])
+    frame = pandas.DataFrame(rows, columns=COLUMNS)
+    for column in INTEGER_COLUMNS:
+        frame[column] = frame[column].astype("Int64")
+    frame.attrs["root"] = str(root_path)
+    return frame
+
+
+def write_manifest(frame: pandas.DataFrame, path) -> Path:
+    """Write the manifest CSV atomically; a bad destination is a ``UserError``, never an ``OSError``."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"cannot write {path}: it is a folder")
+    root = frame.attrs.get("root")
+    if root and _is_inside(path, Path(root)):
+        raise UserError(f"refusing to write {path} inside the scanned folder {root}: it must stay unchanged")
+    try:
+        return io.write_csv(frame, path)
+    except OSError as error:
+        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def read_manifest(path) -> pandas.DataFrame:
+    """Read a manifest CSV: strings, with ``width``/``height``/``bytes`` as nullable integers."""
+    frame = io.read_csv(path, required=REQUIRED_COLUMNS, what="manifest")
+    bad_status = sorted(set(frame["status"]) - set(STATUSES))
+    if bad_status:
+        raise UserError(f"manifest {path}: unknown status value(s) {', '.join(map(repr, bad_status))}")
+    for column in INTEGER_COLUMNS:
+        if column in frame.columns:
+            frame[column] = _integers(frame[column], column, path)
+    return frame
+
+
+def describe_manifest(frame: pandas.DataFrame, out_path=None) -> str:
+    """A few lines: files found, ok, rejected by reason, ok images per class, where it was written."""
+    ok = frame[frame["status"] == "ok"]
+    rejected = frame[frame["status"] != "ok"]
+    lines = [f"{len(frame):,} files: {len(ok):,} ok, {len(rejected):,} rejected"]
+    reasons = Counter(reason.split(":")[0] for reason in rejected["reason"])
+    by_count = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))
+    lines += [f"  rejected {count:>5,}  {reason}" for reason, count in by_count]
+    roles = ok["role"] if "role" in ok.columns else pandas.Series("data", index=ok.index)
+    for role in sorted(set(roles)):
+        counts = ok[roles == role]["label"].value_counts().sort_index()
+        title = "ok per class" if role == "data" else f"ok per class ({role})"
+        lines.append(f"{title}: " + ", ".join(f"{label} {count:,}" for label, count in counts.items()))
+    if out_path is not None:
+        lines.append(f"manifest written to {out_path}")
+    return "\n".join(lines)
+
+
+def manifest_hash(frame: pandas.DataFrame) -> str:
+    """sha256 over the sorted ``sha256,label`` pairs of the ok rows: same images and labels, same hash."""
+    ok = frame[frame["status"] == "ok"]
+    pairs = sorted(f"{digest},{label}" for digest, label in zip(ok["sha256"], ok["label"]))
+    return hashlib.sha256("\n".join(pairs).encode("utf-8")).hexdigest()
+
+
+def class_id_for(label: str) -> str:
+    """A safe identifier for a display name: ASCII-folded, lower-case, ``_`` for the rest."""
+    folded = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode("ascii").lower()
+    safe = "_".join("".join(c if c.isalnum() else " " for c in folded).split())
+    return safe or f"class_{hashlib.sha1(label.encode('utf-8')).hexdigest()[:8]}"
+
+
+def assign_class_ids(labels) -> dict:
+    """Map each distinct label to a distinct ``class_id``; colliding labels all get a hash suffix.
+
+    Suffixing every member of a collision (not all but the first) keeps a label's id
+    independent of which other labels happen to exist.
+    """
+    labels = sorted(set(labels))
+    bases = {label: class_id_for(label) for label in labels}
+    counts = Counter(bases.values())
+    ids = {}
+    for label in labels:
+        base = bases[label]
+        suffix = hashlib.sha1(label.encode("utf-8")).hexdigest()[:6]
+        ids[label] = base if counts[base] == 1 else f"{base}_{suffix}"
+    return ids
+
+
+def _checked_root(root) -> Path:
+    """The folder to scan, or a one-line ``UserError`` saying what is wrong with it."""
+    root_path = Path(root)
+    if not root_path.exists():
+        raise UserError(f"folder not found: {root}")
+    if not root_path.is_dir():
+        raise UserError(f"not a folder: {root}")
+    try:
+        top = list(os.scandir(root_path))
+    except OSError as error:
+        raise UserError(f"cannot read folder {root}: {error.strerror or error}") from None
+    classes = [
+        entry for entry in top
+        if entry.is_dir(follow_symlinks=False) and not _is_hidden(entry.name) and entry.name != PROBES_FOLDER
+    ]
+    if not classes:
+        linked = any(e.is_symlink() and e.is_dir() for e in top)
+        hint = " (symlinked folders are not followed)" if linked else ""
+        raise UserError(f"no class sub-folders in {root}: expected {root}/<class>/<images>{hint}")
+    return root_path
+
+
+def _walk(root: Path):
+    """List every file under ``root`` without following symlinked folders.
+
+    Returns the entries to inspect and the rows already decided (unlistable or
+    symlinked folders).
+    """
+    entries, rows = [], []
+
+    def unlistable(error):
+        relpath = Path(os.path.relpath(error.filename, root)).as_posix()
+        rows.append(_rejected_row(_printable(relpath), f"cannot list folder: {error.strerror or error}"))
+
+    for folder, dirnames, filenames in os.walk(root, onerror=unlistable, followlinks=False):
+        dirnames.sort()
+        relfolder = Path(os.path.relpath(folder, root))
+        for name in dirnames:
+            if os.path.islink(os.path.join(folder, name)):
+                relpath = _printable((relfolder / name).as_posix())
+                rows.append(_rejected_row(relpath, "symlinked folder not followed"))
+        for name in sorted(filenames):
+            entries.append(_entry((relfolder / name).as_posix(), os.path.join(folder, name)))
+    return entries, rows
+
+
+def _entry(relpath: str, file: str) -> dict:
+    """Classify a file by where it sits: label, role, or a reason to reject it without decoding."""
+    parts = relpath.split("/")
+    entry = {"file": file, "relpath": _printable(relpath), "label": "", "role": "", "skip": ""}
+    if not _encodable(relpath):
+        entry["skip"] = "file or folder name is not valid UTF-8"
+        return entry
+    hidden = any(_is_hidden(part) for part in parts)
+    probe = parts[0] == PROBES_FOLDER
+    class_folder = 1 if probe else 0  # index of the part naming the class
+    if len(parts) < class_folder + 2 or any(_is_hidden(part) for part in parts[: class_folder + 1]):
+        entry["skip"] = "hidden/system file" if hidden else "not inside a class folder"
+        return entry
+    entry["label"] = unicodedata.normalize("NFC", parts[class_folder])
+    entry["role"] = "probe" if probe else "data"
+    entry["skip"] = "hidden/system file" if hidden else ""
+    return entry
+
+
+def _inspect_all(entries, progress: bool, workers: int | None) -> list:
+    """Inspect every entry, in a small forked process pool for large folders; order is preserved."""
+    workers = min(2, os.cpu_count() or 1) if workers is None else workers
+    context = _fork_context() if workers > 1 and len(entries) >= POOL_MIN_FILES else None
+    rows = []
+    with _progress_bar(len(entries), progress) as bar, warnings.catch_warnings():
+        _quiet()
+        if context is None:
+            for entry in entries:
+                rows.append(_inspect(entry))
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=workers, initializer=_quiet, mp_context=context) as pool:
+                for row in pool.map(_inspect, entries, chunksize=CHUNK_SIZE):
+                    rows.append(row)
+                    bar.update()
+    return rows
+
+
+def _progress_bar(total: int, progress: bool):
+    """A tqdm bar on stderr, shown only when stderr is a terminal (logs and one-line errors stay clean)."""
+    from tqdm import tqdm
+
+    class Bar(tqdm):
+        monitor_interval = 0  # no monitor thread: a later scan must still see a single-threaded process
+
+    return Bar(total=total, desc="scan", unit="file", file=sys.stderr, disable=None if progress else True)
+
+
+def _fork_context():
+    """The fork context when forking is safe, else None (scan serially).
+
+    fork is cheap and needs no ``__main__`` guard, but forking a process with running
+    threads (Jupyter, TensorFlow) can deadlock; spawn would re-run unguarded scripts.
+    """
+    threaded = threading.active_count() > 1 or "tensorflow" in sys.modules
+    if threaded or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    return multiprocessing.get_context("fork")
+
+
+def _quiet() -> None:
+    """Pillow warns on odd EXIF and palettes; the manifest reports what matters."""
+    warnings.simplefilter("ignore")
+
+
+def _inspect(entry: dict) -> dict:
+    """Hash and decode one file, read-only; never raises."""
+    row = _rejected_row(entry["relpath"], "")
+    row.update(label=entry["label"], role=entry["role"])
+    read_problem = _read_facts(entry["file"], row)
+    reason = entry["skip"] or read_problem
+    if not reason:
+        try:
+            image = decode_image(entry["file"], DEFAULT_MAX_PIXELS)
+        except DecodeError as error:
+            reason = error.reason
+        else:
+            row.update(width=image.width, height=image.height, format=image.format, mode=image.info["source_mode"])
+    row.update(status="rejected" if reason else "ok", reason=reason)
+    return row
+
+
+def _read_facts(file: str, row: dict) -> str:
+    """Fill ``bytes`` and ``sha256``; return a rejection reason when the file cannot be read."""
+    try:
+        info = os.stat(file)
+    except OSError as error:
+        return "broken symlink" if os.path.islink(file) else f"unreadable: {error.strerror or error}"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"  # a FIFO or device would block or never end
+    row["bytes"] = info.st_size
+    try:
+        with open(file, "rb") as handle:
+            row["sha256"] = hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as error:
+        return f"unreadable: {error.strerror or error}"
+    return ""
+
+
+def _rejected_row(relpath: str, reason: str) -> dict:
+    """A row with nothing known but where the file is and why it is rejected."""
+    row = {column: "" for column in COLUMNS}
+    row.update(relpath=relpath, status="rejected", reason=reason, width=None, height=None, bytes=None)
+    return row
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".") or name.lower() in SYSTEM_NAMES
+
+
+def _encodable(text: str) -> bool:
+    """False for names with bytes that are not UTF-8 (Python keeps them as surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(text: str) -> str:
+    """The text, with undecodable bytes shown as ``\\xNN`` so the CSV can be written."""
+    return text if _encodable(text) else os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
+def _is_inside(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
+
+
+def _integers(column: pandas.Series, name: str, path) -> pandas.Series:
+    """Empty cells become <NA>; anything else must be a whole number."""
+    try:
+        return pandas.to_numeric(column.where(column != "", None)).astype("Int64")
+    except (ValueError, TypeError):
+        raise UserError(f"manifest {path}: column {name} must hold whole numbers") from None

@@ -1,0 +1,157 @@
+"""Stratified, group-aware, seeded-hash train/val/test splits of a manifest.
+
+Every image gets a position from a seeded hash of its *group's* content key (the
+smallest sha256 in the group), never from the order files were listed. Groups are
+the connected components of "same sha256" and "same near-duplicate ``group_id``"
+(the cleaning step writes that column), so duplicates can never straddle splits.
+
+Two modes, per class:
+
+* fractions (``--test 0.1``): an image's split depends only on its own hash
+  compared with fixed thresholds, so adding images never moves existing ones.
+* counts (``--test 25``, the study's 200/25/25): groups are taken in hash order,
+  test first, then validation, then train; a class with more images than asked
+  leaves the surplus ``unused``. Adding images only moves existing ones when a new
+  image sorts into the first ``test + val`` positions (probability
+  ``(test + val) / n`` each), and then only one step along test -> val -> train.
+"""
+
+import hashlib
+
+import numpy
+import pandas
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from heroes.errors import UserError
+from heroes.io import read_csv, write_csv
+
+SPLIT_NAMES = ("train", "val", "test")
+SPLIT_COLUMNS = ["path", "label", "sha256", "group_key", "split"]
+
+
+def _hash_unit(seed: int, key: str) -> float:
+    """A uniform number in [0, 1) from a seeded sha256 (never Python's salted ``hash``)."""
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def group_keys(frame: pandas.DataFrame) -> pandas.Series:
+    """Content key per row: the smallest sha256 among rows linked by sha256 or ``group_id``."""
+    tokens = ["sha:" + value for value in frame["sha256"]]
+    if "group_id" in frame.columns:
+        # Rows with the same non-empty group_id are linked too (near duplicates).
+        tokens_group = [f"grp:{value}" if value not in ("", None) else None for value in frame["group_id"]]
+    else:
+        tokens_group = [None] * len(frame)
+    vocabulary = {}
+    rows, columns = [], []
+    for row, (token, group_token) in enumerate(zip(tokens, tokens_group)):
+        for item in (token, group_token):
+            if item is not None:
+                rows.append(row)
+                columns.append(vocabulary.setdefault(item, len(vocabulary)))
+    # Rows and tokens as one bipartite graph; its components are the groups.
+    size = len(frame) + len(vocabulary)
+    graph = coo_matrix(
+        (numpy.ones(len(rows)), (numpy.array(rows), len(frame) + numpy.array(columns))),
+        shape=(size, size),
+    )
+    _, component = connected_components(graph, directed=False)
+    row_component = pandas.Series(component[: len(frame)], index=frame.index)
+    smallest = frame["sha256"].groupby(row_component).transform("min")
+    return smallest
+
+
+def _usable_rows(manifest: pandas.DataFrame) -> pandas.DataFrame:
+    """Decodable training-pool rows: status ok, and not an unmasked-hero probe."""
+    usable = manifest[manifest["status"] == "ok"]
+    if "role" in usable.columns:
+        usable = usable[usable["role"].isin(["data", ""])]
+    if usable.empty:
+        raise UserError("the manifest has no usable images (status ok) to split")
+    return usable.copy()
+
+
+def _fraction_split(unit: float, train: float, val: float, test: float) -> str:
+    """Fixed thresholds on the hash: test, then val, then train, the rest unused."""
+    if unit < test:
+        return "test"
+    if unit < test + val:
+        return "val"
+    if unit < test + val + train:
+        return "train"
+    return "unused"
+
+
+def _count_split(class_rows: pandas.DataFrame, quotas: dict, assigned: dict) -> dict:
+    """Fill test, val, train quotas in hash order of the class's groups."""
+    sizes = class_rows.groupby("group_key").size()
+    order = class_rows.drop_duplicates("group_key").sort_values(["unit", "group_key"])["group_key"]
+    remaining = dict(quotas)
+    result = {}
+    for key in order:
+        if key in assigned:  # a group shared with an earlier class keeps its split
+            result[key] = assigned[key]
+            remaining[assigned[key]] = remaining.get(assigned[key], 0) - sizes[key]
+            continue
+        result[key] = next((name for name in ("test", "val", "train") if remaining[name] >= sizes[key]), "unused")
+        if result[key] != "unused":
+            remaining[result[key]] -= sizes[key]
+    return result
+
+
+def _check_counts(usable: pandas.DataFrame, needed: int) -> None:
+    """A class with too few images for the requested counts is an error naming the numbers."""
+    counts = usable.groupby("label").size()
+    short = counts[counts < needed]
+    if not short.empty:
+        details = ", ".join(f"'{label}' has {count}" for label, count in short.items())
+        raise UserError(f"too few images for {needed} per class (train+val+test): {details}")
+
+
+def make_splits(manifest, train=200, val=25, test=25, seed=0) -> pandas.DataFrame:
+    """Assign every usable image to train/val/test (or ``unused``), per class, group-aware."""
+    values = (train, val, test)
+    if any(value < 0 for value in values):
+        raise UserError("split sizes must be non-negative")
+    fractions = all(value < 1 for value in values)
+    if not fractions and any(0 < value < 1 for value in values):
+        raise UserError("give either per-class counts (200 25 25) or fractions (0.8 0.1 0.1), not a mix")
+    if fractions and sum(values) > 1 + 1e-9:
+        raise UserError(f"split fractions add up to {sum(values):g}, more than 1")
+    usable = _usable_rows(manifest)
+    usable["group_key"] = group_keys(usable)
+    usable["unit"] = [_hash_unit(seed, key) for key in usable["group_key"]]
+    if fractions:
+        usable["split"] = [_fraction_split(unit, train, val, test) for unit in usable["unit"]]
+    else:
+        quotas = {"train": int(train), "val": int(val), "test": int(test)}
+        _check_counts(usable, sum(quotas.values()))
+        assigned = {}
+        for label in sorted(usable["label"].unique()):
+            assigned.update(_count_split(usable[usable["label"] == label], quotas, assigned))
+        usable["split"] = usable["group_key"].map(assigned)
+    extra = [column for column in ("relpath", "class_id", "width", "height", "format") if column in usable.columns]
+    return usable[SPLIT_COLUMNS + extra].sort_values(["label", "split", "path"]).reset_index(drop=True)
+
+
+def write_splits(splits: pandas.DataFrame, path) -> None:
+    """Write the splits CSV atomically."""
+    write_csv(splits, path)
+
+
+def read_splits(path) -> pandas.DataFrame:
+    """Read a splits CSV, checking its columns."""
+    return read_csv(path, required=SPLIT_COLUMNS, what="splits file")
+
+
+def describe_splits(splits: pandas.DataFrame, out_path=None) -> str:
+    """A per-class table of split counts, for people."""
+    table = pandas.crosstab(splits["label"], splits["split"]).reindex(
+        columns=[name for name in (*SPLIT_NAMES, "unused") if name in set(splits["split"])]
+    )
+    lines = [table.to_string()]
+    if out_path is not None:
+        lines.append(f"wrote {len(splits)} rows to {out_path}")
+    return "\n".join(lines)

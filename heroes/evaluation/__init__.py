@@ -1,0 +1,1 @@
+"""Evaluation: predictions tables, statistics, the seed grid, costs and explanations."""

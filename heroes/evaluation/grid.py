@@ -1,0 +1,147 @@
+"""Backbone comparison over seeds: the training grid, run reuse, latency, size on disk, overfitting gaps, hardware.
+
+Notebook 04 calls these; the statistics themselves live in ``heroes.evaluation.stats``. With random weights (no ImageNet),
+``shared_initialisation`` gives every seed the first seed's backbone initialisation, as ImageNet weights would be
+shared: seeds then vary only the new layers and the batch order, and the frozen-feature cache is computed once.
+"""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pandas
+
+from heroes.config import TrainConfig, to_dict
+from heroes.errors import UserError
+from heroes.io import atomic_path
+from heroes.modeling import build, features, runs, surgery, train
+from heroes.modeling.backbones import get_backbone
+from heroes.modeling.weights import WeightsChoice
+
+INITIALISATIONS = "initialisations"  # folder under models_dir holding the shared random backbone files
+
+
+def default_models_dir(data_dir) -> Path:
+    """``models/`` beside the data folder: the project's ``models/`` for the project's ``data/``."""
+    return Path(data_dir).resolve().parent / "models"
+
+
+def _donor_with_weights_of(model, backbone, image_size):
+    """A stock ``keras.applications`` backbone (no top) holding ``model``'s backbone weights, by layer name."""
+    donor = get_backbone(backbone).builder(include_top=False, input_shape=(image_size, image_size, 3))
+    for layer in donor.layers:
+        if layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return donor
+
+
+def shared_initialisation(config: TrainConfig, num_classes: int, directory) -> WeightsChoice | None:
+    """The backbone weights ``train_run(config)`` starts from, saved once, as a choice later seeds can start from.
+
+    None when ``config.weights`` resolves to real (ImageNet or file) weights: those are already the same for every
+    seed. Otherwise the random initialisation of ``config.seed`` is rebuilt exactly as ``train_run`` builds it,
+    its backbone saved under ``directory``, and the returned choice keeps the random source and says so in its
+    note. A run built from it has the same frozen prefix (same feature-cache fingerprint) as the plain run.
+    """
+    config = train.final_config(config)
+    choice = build.choose_weights(config.backbone, config.weights, config.image_size)
+    if not choice.random:
+        return None
+    model, _ = train.build_run_model(config, num_classes)
+    prefix, _ = surgery.split_at_first_trainable(model)
+    fingerprint = features.prefix_fingerprint(prefix)
+    donor = _donor_with_weights_of(model, config.backbone, config.image_size)
+    path = Path(directory) / f"{config.backbone}-{config.image_size}px-seed{config.seed}-{fingerprint}.weights.h5"
+    if not path.is_file():
+        with atomic_path(path, suffix=".tmp.weights.h5") as temporary:
+            donor.save_weights(temporary)
+    train.fresh_session(config)
+    note = (f"{choice.note}; backbone initialised once (seed {config.seed}, prefix fingerprint {fingerprint}) and "
+            f"shared by every seed, as ImageNet weights would be; the new layers start from each run's own seed")
+    return WeightsChoice(choice.source, str(path), path, True, note)
+
+
+def run_configs(backbones, seeds, base: TrainConfig, num_classes: int, models_dir, shared_init=True) -> dict:
+    """{(backbone, seed): TrainConfig}; with random weights and ``shared_init``, later seeds get the first's backbone.
+    """
+    seeds = [int(seed) for seed in seeds]
+    if not seeds:
+        raise UserError("seeds is empty: give at least one training seed, e.g. seeds = [0]")
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"seeds must be distinct, got {seeds}")
+    configs = {}
+    for backbone in backbones:
+        first = dataclasses.replace(base, backbone=backbone, seed=seeds[0])
+        shared = (shared_initialisation(first, num_classes, Path(models_dir) / INITIALISATIONS)
+                  if shared_init and len(seeds) > 1 else None)
+        for seed in seeds:
+            weights = shared if shared is not None and seed != seeds[0] else base.weights
+            configs[backbone, seed] = dataclasses.replace(first, seed=seed, weights=weights)
+    return configs
+
+
+def describe_configs(configs: dict) -> pandas.DataFrame:
+    """One row per planned run: backbone, seed, policy and what its weights start from."""
+    rows, first = [], {}
+    for (backbone, seed), config in configs.items():
+        first.setdefault(backbone, seed)
+        start = (f"{config.weights.source}: the backbone of seed {first[backbone]}'s run"
+                 if isinstance(config.weights, WeightsChoice) else f"weights={config.weights!r}")
+        rows.append({"backbone": backbone, "seed": seed, "policy": config.policy, "image size": config.image_size,
+                     "epochs": config.epochs, "starts from": start})
+    return pandas.DataFrame(rows)
+
+
+def _recorded(config: TrainConfig) -> dict:
+    """``config`` as its run's config.json records it (final, JSON round-tripped)."""
+    return json.loads(json.dumps(to_dict(train.final_config(config)), default=str))
+
+
+def reuse_problem(run_dir, config, manifest_hash, test_set, need_model) -> str | None:
+    """Why ``run_dir`` cannot stand in for training ``config`` on this data (None: it can)."""
+    run_dir = Path(run_dir)
+    needed = [runs.CONFIG, runs.HISTORY, runs.METRICS, runs.PREDICTIONS] + ([runs.MODEL] if need_model else [])
+    missing = [name for name in needed if not (run_dir / name).is_file()]
+    if missing:
+        return f"unfinished (missing {', '.join(missing)})"
+    record = json.loads((run_dir / runs.CONFIG).read_text())
+    if record.get("config") != _recorded(config):
+        return "trained with another configuration"
+    if record.get("manifest_hash") != manifest_hash or record.get("class_names") != list(test_set.class_names):
+        return "trained on other data"
+    paths = pandas.read_csv(run_dir / runs.PREDICTIONS, usecols=["path"], keep_default_na=False)["path"]
+    if list(paths) != list(test_set.paths):
+        return "evaluated on another test set"
+    return None
+
+
+def find_finished_run(models_dir, config, manifest_hash, test_set, need_model=False) -> Path | None:
+    """A finished run under ``models_dir`` (any name, e.g. notebook 03's) of exactly ``config`` on this data."""
+    pattern = f"*-{config.backbone}-{config.policy}-s{config.seed}"
+    candidates = sorted(Path(models_dir).glob(pattern)) if Path(models_dir).is_dir() else []
+    return next((path for path in candidates
+                 if reuse_problem(path, config, manifest_hash, test_set, need_model) is None), None)
+
+
+def train_grid(configs: dict, sets: dict, models_dir, manifest_hash, cache_dir, name="compare", reuse=True,
+               model_seed=None, progress=True) -> dict:
+    """Train (or reuse) every run of ``configs``; {(backbone, seed): RunResult} read back from disk, models not loaded.
+
+    Only ``model_seed``'s runs (default: the first seed) save their ``.keras`` model: the one explained, timed and
+    weighed; the others keep every number and prediction but not the ~0.5 GB VGG16 file.
+    """
+    models_dir = Path(models_dir)
+    model_seed = next(iter(configs))[1] if model_seed is None else model_seed
+    results = {}
+    for (backbone, seed), config in configs.items():
+        need_model = seed == model_seed
+        found = find_finished_run(models_dir, config, manifest_hash, sets["test"], need_model) if reuse else None
+        if found is not None:
+            if progress:
+                print(f"{backbone} seed {seed}: reusing the finished run {found} (same config, data and test set)")
+        else:  # the in-memory model is let go: only its run directory is kept
+            found = train.train_run(config, sets, name=name, run_dir=runs.default_run_dir(name, config, models_dir),
+                                    manifest_hash=manifest_hash, cache_dir=cache_dir, progress=progress,
+                                    save_model=need_model).run_dir
+        results[backbone, seed] = runs.read_run(found)
+    return results

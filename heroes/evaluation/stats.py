@@ -1,0 +1,299 @@
+"""Metrics, confidence intervals and paired tests over stored predictions; pure functions, no TensorFlow."""
+
+import math
+import warnings
+
+import numpy
+import pandas
+from scipy import stats
+from sklearn import metrics as skmetrics
+
+from heroes.errors import UserError
+from heroes.evaluation.predictions import align
+
+
+def per_seed_comparisons(predictions: dict, pair, seeds, labels=None, n_resamples=9999) -> pandas.DataFrame:
+    """The paired comparison repeated for each seed: A - B accuracy with its bootstrap CI and McNemar's p.
+
+    ``predictions``: {(backbone, seed): Predictions}; ``pair``: the two backbones; ``labels``: their display names.
+    """
+    first, second = labels or pair
+    rows = []
+    for seed in seeds:
+        a, b = predictions[pair[0], seed], predictions[pair[1], seed]
+        difference = difference_ci(a, b, "accuracy", n_resamples=n_resamples)
+        test = mcnemar(a, b)
+        rows.append({"seed": seed, f"{first} accuracy": a.correct.mean(), f"{second} accuracy": b.correct.mean(),
+                     "difference": difference["estimate"], "CI low": difference["low"], "CI high": difference["high"],
+                     f"only {first} right": test["b"], f"only {second} right": test["c"], "McNemar p": test["p_value"]})
+    return pandas.DataFrame(rows)
+
+
+def gap_frame(histories: dict) -> pandas.DataFrame:
+    """``evaluate.overfitting_gap`` of every run, with ``model`` and ``seed`` columns; keys are (model, seed)."""
+    frames = []
+    for (name, seed), history in histories.items():
+        gap = overfitting_gap(history)
+        gap.insert(0, "seed", seed)
+        gap.insert(0, "model", name)
+        frames.append(gap)
+    return pandas.concat(frames, ignore_index=True)
+
+
+def gap_summary(gaps: pandas.DataFrame) -> pandas.DataFrame:
+    """Per run: the train - validation accuracy gap at the last epoch, its mean and maximum over epochs."""
+    grouped = gaps.groupby(["model", "seed"], sort=False)["train_minus_val_accuracy"]
+    return pandas.DataFrame({"last epoch": grouped.last(), "mean over epochs": grouped.mean(),
+                             "largest": grouped.max()}).reset_index()
+
+
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+# Below this many discordant pairs the chi-square approximation of McNemar's test is poor (Rosner; statsmodels).
+EXACT_MCNEMAR_BELOW = 25
+
+
+def reliability_table(confidence, correct, n_bins=10) -> pandas.DataFrame:
+    """Per equal-width confidence bin on [0, 1]: count, mean confidence and accuracy (NaN when empty).
+
+    Bins are [lo, hi) except the last, which is [0.9, 1.0] with ten bins (``scipy.stats.binned_statistic``).
+    """
+    confidence, correct = numpy.asarray(confidence, float), numpy.asarray(correct, float)
+    edges = numpy.linspace(0.0, 1.0, n_bins + 1)
+    count = stats.binned_statistic(confidence, correct, "count", bins=edges).statistic
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # empty bins: mean of nothing is NaN, which we want
+        mean_confidence = stats.binned_statistic(confidence, confidence, "mean", bins=edges).statistic
+        accuracy = stats.binned_statistic(confidence, correct, "mean", bins=edges).statistic
+    return pandas.DataFrame({"bin_lower": edges[:-1], "bin_upper": edges[1:], "count": count.astype(int),
+                             "confidence": mean_confidence, "accuracy": accuracy})
+
+
+def expected_calibration_error(confidence, correct, n_bins=10) -> float:
+    """Top-label ECE: sum over bins of (bin share of images) x |accuracy - mean confidence|.
+
+    Written here because sklearn only has binary ``calibration_curve`` and no ECE; torchmetrics and netcal
+    would pull in heavy dependencies for one weighted average (Guo et al., 2017, equation 3).
+    """
+    table = reliability_table(confidence, correct, n_bins)
+    used = table[table["count"] > 0]
+    return float((used["count"] * (used["accuracy"] - used["confidence"]).abs()).sum() / table["count"].sum())
+
+
+def _roc_auc_per_class(predictions):
+    """One-vs-rest ROC-AUC per class; NaN where the class has no positives (or no negatives) in the test set."""
+    scores = []
+    for k in range(len(predictions.class_names)):
+        positives = predictions.labels == k
+        if positives.all() or not positives.any():
+            scores.append(math.nan)
+        else:
+            scores.append(float(skmetrics.roc_auc_score(positives, predictions.probabilities[:, k])))
+    return scores
+
+
+def _present_classes(predictions):
+    """Indices of classes that occur in the test labels: macro averages run over these."""
+    return numpy.unique(predictions.labels)
+
+
+def macro_f1(predictions) -> float:
+    """Macro-F1 over the classes present in the test labels (sklearn, zero_division=0)."""
+    return float(skmetrics.f1_score(predictions.labels, predictions.predicted,
+                                    labels=_present_classes(predictions), average="macro", zero_division=0))
+
+
+def classification_metrics(predictions, n_bins=10) -> dict:
+    """Accuracy, per-class and macro scores, confusion matrix, ROC-AUC, log loss and calibration, JSON-ready."""
+    names, labels, predicted = list(predictions.class_names), predictions.labels, predictions.predicted
+    every = list(range(len(names)))
+    precision, recall, f1, support = skmetrics.precision_recall_fscore_support(
+        labels, predicted, labels=every, zero_division=0)
+    auc = _roc_auc_per_class(predictions)
+    notes = [f"class {names[k]!r} has no test images: its ROC-AUC is undefined (NaN) and it is left out of "
+             "the macro averages" for k in every if support[k] == 0]
+    table = reliability_table(predictions.confidence, predictions.correct, n_bins)
+    return {
+        "n": len(predictions),
+        "class_names": names,
+        "accuracy": float(skmetrics.accuracy_score(labels, predicted)),
+        "macro_f1": macro_f1(predictions),
+        "per_class": {name: {"precision": float(precision[k]), "recall": float(recall[k]),
+                             "f1": float(f1[k]), "support": int(support[k])} for k, name in enumerate(names)},
+        "confusion_matrix": skmetrics.confusion_matrix(labels, predicted, labels=every).tolist(),
+        "roc_auc_per_class": dict(zip(names, auc)),
+        "roc_auc_ovr_macro": float(numpy.nanmean(auc)) if not numpy.isnan(auc).all() else math.nan,
+        "log_loss": float(skmetrics.log_loss(labels, predictions.probabilities, labels=every)),
+        "ece": expected_calibration_error(predictions.confidence, predictions.correct, n_bins),
+        "n_bins": n_bins,
+        "reliability": table.to_dict(orient="list"),
+        "notes": notes,
+    }
+
+
+def per_class_frame(metrics) -> pandas.DataFrame:
+    """The ``per_class`` part of ``classification_metrics`` as a table, one row per class."""
+    return pandas.DataFrame.from_dict(metrics["per_class"], orient="index").rename_axis("class").reset_index()
+
+
+def clopper_pearson(successes, n, confidence_level=0.95) -> tuple:
+    """Exact binomial CI of a proportion; unlike the bootstrap it stays honest at 0% or 100%."""
+    interval = stats.binomtest(int(successes), int(n)).proportion_ci(confidence_level, method="exact")
+    return float(interval.low), float(interval.high)
+
+
+def _macro_f1_vectorised(y_true, y_pred, classes, axis=-1):
+    """Macro-F1 along ``axis`` for many bootstrap resamples at once; equals sklearn's with zero_division=0."""
+    scores = []
+    for k in classes:
+        truth, guess = y_true == k, y_pred == k
+        tp = numpy.sum(truth & guess, axis=axis)
+        denominator = 2 * tp + numpy.sum(truth ^ guess, axis=axis)  # 2TP + FP + FN
+        scores.append(numpy.divide(2 * tp, denominator, out=numpy.zeros(numpy.shape(tp)), where=denominator > 0))
+    return numpy.mean(scores, axis=0)
+
+
+def bootstrap_ci(statistic, data, *, n_resamples=9999, confidence_level=0.95, seed=0, method="BCa") -> dict:
+    """Paired bootstrap CI with ``scipy.stats.bootstrap``: rows of every array in ``data`` are resampled together.
+
+    BCa by default (better coverage than percentile for skewed statistics such as accuracy near 100%). BCa is
+    undefined when every resample gives the same value (e.g. all predictions correct); then the percentile
+    interval is used, which collapses to a point, and ``note`` says so.
+    """
+    data = tuple(numpy.asarray(array) for array in data)
+    if len(data[0]) < 2:
+        raise UserError(f"a bootstrap needs at least 2 test images, got {len(data[0])}")
+    estimate = float(statistic(*data, axis=-1))
+
+    def run(how):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # degeneracy is detected from the NaN result below, then explained
+            result = stats.bootstrap(data, statistic, n_resamples=n_resamples, confidence_level=confidence_level,
+                                     method=how, paired=True, vectorized=True, rng=numpy.random.default_rng(seed))
+        return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+    low, high, note = *run(method), ""
+    if method == "BCa" and not (numpy.isfinite(low) and numpy.isfinite(high)):
+        low, high, method = *run("percentile"), "percentile"
+        note = ("BCa undefined because every resample gives the same value; percentile interval used, and it "
+                "collapses to a point: see the exact binomial interval for accuracy")
+    return {"estimate": estimate, "low": low, "high": high, "method": method, "confidence_level": confidence_level,
+            "n_resamples": n_resamples, "seed": seed, "note": note}
+
+
+def _mean(values, axis=-1):
+    return numpy.mean(values, axis=axis)
+
+
+def accuracy_ci(predictions, **options) -> dict:
+    """Bootstrap CI of accuracy (see ``bootstrap_ci`` for options); add ``clopper_pearson`` for the exact one."""
+    return bootstrap_ci(_mean, (predictions.correct.astype(float),), **options)
+
+
+def macro_f1_ci(predictions, **options) -> dict:
+    """Bootstrap CI of macro-F1, resampling images (label and prediction together)."""
+    classes = _present_classes(predictions)
+    return bootstrap_ci(lambda y, p, axis=-1: _macro_f1_vectorised(y, p, classes, axis),
+                        (predictions.labels, predictions.predicted), **options)
+
+
+def difference_ci(predictions_a, predictions_b, metric="accuracy", **options) -> dict:
+    """Paired bootstrap CI of metric(A) - metric(B) on the same test images, resampled jointly."""
+    a, b = align(predictions_a, predictions_b)
+    if metric == "accuracy":
+        return bootstrap_ci(lambda x, y, axis=-1: numpy.mean(x, axis=axis) - numpy.mean(y, axis=axis),
+                            (a.correct.astype(float), b.correct.astype(float)), **options)
+    if metric == "macro_f1":
+        classes = _present_classes(a)
+        return bootstrap_ci(lambda y, p, q, axis=-1: _macro_f1_vectorised(y, p, classes, axis)
+                            - _macro_f1_vectorised(y, q, classes, axis), (a.labels, a.predicted, b.predicted),
+                            **options)
+    raise ValueError(f"metric must be 'accuracy' or 'macro_f1', got {metric!r}")
+
+
+def mcnemar(predictions_a, predictions_b, exact_below=EXACT_MCNEMAR_BELOW) -> dict:
+    """McNemar's test on discordant pairs: exact binomial when fewer than ``exact_below``, else chi-square (CC).
+
+    b counts images A gets right and B wrong; c the reverse. Two-sided.
+    """
+    a, b = align(predictions_a, predictions_b)
+    only_a = int(numpy.sum(a.correct & ~b.correct))
+    only_b = int(numpy.sum(~a.correct & b.correct))
+    discordant = only_a + only_b
+    if discordant == 0:
+        return {"b": 0, "c": 0, "statistic": 0.0, "p_value": 1.0, "method": "exact",
+                "note": "no discordant pairs: the two models err on exactly the same images"}
+    if discordant < exact_below:
+        p_value = stats.binomtest(only_a, discordant, 0.5).pvalue
+        return {"b": only_a, "c": only_b, "statistic": float(min(only_a, only_b)), "p_value": float(p_value),
+                "method": "exact", "note": ""}
+    statistic = (abs(only_a - only_b) - 1) ** 2 / discordant  # Edwards' continuity correction
+    return {"b": only_a, "c": only_b, "statistic": float(statistic), "p_value": float(stats.chi2.sf(statistic, 1)),
+            "method": "chi-square, continuity-corrected", "note": ""}
+
+
+def _model_summary(predictions, options):
+    correct = int(predictions.correct.sum())
+    return {"accuracy": correct / len(predictions), "correct": correct,
+            "accuracy_ci_exact": clopper_pearson(correct, len(predictions)),
+            "accuracy_ci_bootstrap": accuracy_ci(predictions, **options),
+            "macro_f1": macro_f1(predictions), "macro_f1_ci": macro_f1_ci(predictions, **options)}
+
+
+def compare_models(predictions_a, predictions_b, names=("model A", "model B"), **options) -> dict:
+    """Both models' accuracy and macro-F1 with CIs, paired bootstrap CIs of A - B, and McNemar's test.
+
+    ``options`` go to ``bootstrap_ci`` (n_resamples, confidence_level, seed, method).
+    """
+    if len(names) != 2 or names[0] == names[1]:
+        raise ValueError(f"names must be two different model names, got {names!r}")
+    a, b = align(predictions_a, predictions_b)
+    difference = difference_ci(a, b, "accuracy", **options)
+    test = mcnemar(a, b)
+    return {
+        "n": len(a), "names": list(names),
+        "models": {names[0]: _model_summary(a, options), names[1]: _model_summary(b, options)},
+        "accuracy_difference": difference,
+        "macro_f1_difference": difference_ci(a, b, "macro_f1", **options),
+        "mcnemar": test,
+        "supports_difference": bool((difference["low"] > 0 or difference["high"] < 0) and test["p_value"] < 0.05),
+    }
+
+
+def seed_spread(values_by_seed) -> dict:
+    """Mean and sample standard deviation (ddof=1) of one metric over seeds; a note instead of a spread below 2."""
+    values = list(values_by_seed.values()) if isinstance(values_by_seed, dict) else list(values_by_seed)
+    values = [float(value) for value in values]
+    if not values:
+        raise UserError("seed_spread got no runs: train at least one seed first")
+    if len(values) < 2:
+        return {"n_seeds": 1, "mean": values[0], "std": math.nan, "values": values,
+                "note": "a spread over seeds needs at least 2 seeds; only one run, so its single-run confidence "
+                        "intervals are reported instead"}
+    return {"n_seeds": len(values), "mean": float(numpy.mean(values)), "std": float(numpy.std(values, ddof=1)),
+            "values": values, "note": ""}
+
+
+def overfitting_gap(history_frame) -> pandas.DataFrame:
+    """Per epoch: train minus validation accuracy (positive = overfitting) and loss (negative = overfitting).
+
+    Extra columns (run, seed, model...) are kept so several runs can share one frame.
+    """
+    missing = [column for column in HISTORY_COLUMNS if column not in history_frame.columns]
+    if missing:
+        raise UserError(f"training history lacks column(s) {', '.join(missing)}: was it fitted with "
+                        "validation_data and metrics=['accuracy']?")
+    gap = history_frame.drop(columns=["loss", "accuracy", "val_loss", "val_accuracy"]).copy()
+    gap["train_minus_val_accuracy"] = history_frame["accuracy"] - history_frame["val_accuracy"]
+    gap["train_minus_val_loss"] = history_frame["loss"] - history_frame["val_loss"]
+    return gap
+
+
+def headline_metrics(predictions, n_bins=10, **options) -> dict:
+    """Numbers to merge into a run's metrics for ``comparison_table``; the accuracy CI is the exact binomial one."""
+    point = classification_metrics(predictions, n_bins)
+    return {"test_n": point["n"], "test_accuracy": point["accuracy"],
+            "test_accuracy_ci": list(clopper_pearson(int(predictions.correct.sum()), len(predictions))),
+            "test_accuracy_ci_method": "Clopper-Pearson exact binomial",
+            "macro_f1": point["macro_f1"], "macro_f1_ci": macro_f1_ci(predictions, **options),
+            "ece": point["ece"], "ece_bins": n_bins, "log_loss": point["log_loss"],
+            "roc_auc_ovr_macro": point["roc_auc_ovr_macro"]}

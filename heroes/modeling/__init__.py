@@ -1,0 +1,1 @@
+"""Backbones, weights, model building, feature cache, training, prediction and export."""

@@ -1,0 +1,350 @@
+"""Training runs: the study's SGD recipe on cached frozen features (or end to end), one run directory each."""
+
+import dataclasses
+import gc
+import math
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import keras
+import numpy
+import pandas
+
+from heroes.config import TrainConfig, to_dict
+from heroes.data import augment
+from heroes.errors import UserError
+from heroes.modeling import build, features, runs, strategy, surgery
+from heroes.modeling.callbacks import BestWeights, EpochTimer
+from heroes.modeling.runs import RunResult
+
+CLASS_WEIGHTS = ("none", "balanced")
+PREDICT_BATCH = 32
+
+
+class EpochBatches(keras.utils.PyDataset):
+    """Training batches in a seeded order per epoch, each image as one of its ``views`` (view 0 = the original).
+
+    ``fetch(indices, views)`` returns the inputs (images or cached features), so the cached and the end-to-end
+    paths share exactly this order and these views; that is what makes them train the same model.
+    """
+
+    def __init__(self, fetch, labels, batch_size, seed, views=1, **kwargs):
+        super().__init__(**kwargs)
+        self.fetch, self.labels, self.batch_size = fetch, numpy.asarray(labels), batch_size
+        self.seed, self.views, self.epoch = seed, views, 0
+
+    def order(self) -> tuple:
+        """(example order, view per example) of the current epoch."""
+        count = len(self.labels)
+        order = numpy.random.default_rng([self.seed, self.epoch]).permutation(count)
+        if self.views == 1:
+            return order, numpy.zeros(count, dtype=numpy.int64)
+        return order, numpy.random.default_rng([self.seed, self.epoch, 1]).integers(0, self.views, count)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    def __getitem__(self, index):
+        order, views = self.order()
+        take = order[index * self.batch_size : (index + 1) * self.batch_size]
+        return self.fetch(take, views[take]), self.labels[take]
+
+    def on_epoch_end(self):
+        self.epoch += 1
+
+
+def final_config(config: TrainConfig) -> TrainConfig:
+    """The config as it will run: checked, ``views`` 1 without augmentation, ``feature_dtype`` resolved."""
+    if config.epochs < 1 or config.batch_size < 1:
+        raise UserError(f"epochs and batch_size must be at least 1, got {config.epochs} and {config.batch_size}")
+    if config.learning_rate <= 0 or not 0 <= config.momentum < 1:
+        raise UserError(f"need learning_rate > 0 and momentum in [0, 1), got {config.learning_rate}, {config.momentum}")
+    if config.class_weights not in CLASS_WEIGHTS:
+        raise UserError(f"class_weights must be one of {', '.join(CLASS_WEIGHTS)}, not {config.class_weights!r}")
+    if config.early_stopping < 0:
+        raise UserError(f"early_stopping is a patience in epochs (0 = off), not {config.early_stopping}")
+    if config.augment and config.views < 2:
+        raise UserError(f"augment=True needs views >= 2 (view 0 is the original image), got views={config.views}")
+    views = config.views if config.augment else 1
+    return dataclasses.replace(config, views=views, feature_dtype=features.resolve_feature_dtype(config.feature_dtype))
+
+
+def check_sets(sets: dict, image_size: int) -> tuple:
+    """The class names shared by train/val/test; ``UserError`` on a missing split, class or size mismatch."""
+    missing = [name for name in ("train", "val", "test") if name not in sets or len(sets[name]) == 0]
+    if missing:
+        raise UserError(f"training needs non-empty train, val and test sets; empty or missing: {', '.join(missing)}")
+    class_names = tuple(sets["train"].class_names)
+    for name in ("val", "test"):
+        if tuple(sets[name].class_names) != class_names:
+            raise UserError(f"{name} classes {list(sets[name].class_names)} differ from train's {list(class_names)}")
+    for name in ("train", "val", "test"):
+        labels = sets[name].labels
+        if labels.min() < 0 or labels.max() >= len(class_names):
+            raise UserError(f"{name} labels run to {labels.max()}, but there are {len(class_names)} class names")
+    absent = [class_names[index] for index in range(len(class_names)) if not (sets["train"].labels == index).any()]
+    if absent:
+        raise UserError(f"classes without a training image: {', '.join(absent)}; every class needs some")
+    for name in ("train", "val", "test"):
+        shape = tuple(sets[name].images.shape[1:])
+        if shape != (image_size, image_size, 3):
+            raise UserError(f"{name} images are {shape}, but the config asks for {image_size}x{image_size}x3")
+    return class_names
+
+
+def class_weight_map(labels, num_classes: int, mode: str):
+    """``None``, or {class: n / (k * n_class)} for ``balanced`` (mean weight over examples is 1)."""
+    if mode == "none":
+        return None
+    counts = numpy.bincount(labels, minlength=num_classes)
+    return {index: len(labels) / (num_classes * count) for index, count in enumerate(counts) if count}
+
+
+def _closure_values(function) -> list:
+    values = []
+    for cell in getattr(function, "__closure__", None) or ():
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            pass
+    return values
+
+
+def _is_all_reduce_gradient(entry) -> bool:
+    """A gradient registered by ``tf.distribute``'s ``all_reduce`` (recognised by its closures)."""
+    function = entry.get("type") if isinstance(entry, dict) else None
+    inner = [value for outer in _closure_values(function) for value in _closure_values(outer)]
+    return any("all_reduce" in getattr(value, "__qualname__", "") for value in inner)
+
+
+def release_optimizer_graphs() -> int:
+    """Drop what each traced Keras train step leaves in TensorFlow's global gradient registry; return the count.
+
+    Keras' TensorFlow optimizer sums gradients with ``ReplicaContext.all_reduce``, a ``tf.custom_gradient``
+    that registers a global gradient function per trace and never removes it. That function holds the traced
+    train step, and through it the model's trainable variables and optimizer slots: without this, every run
+    keeps ~190 MiB (VGG16 at 64 px) for the life of the process, ``clear_session`` or not. The entries are only
+    read while that step is being traced, so dropping them after fitting is safe.
+    """
+    try:
+        from tensorflow.python.framework import ops
+
+        registry = ops._gradient_registry._registry  # private; checked, never relied on for results
+    except (ImportError, AttributeError):
+        return 0
+    stale = [name for name, entry in list(registry.items())
+             if name.startswith("CustomGradient-") and _is_all_reduce_gradient(entry)]
+    for name in stale:
+        registry.pop(name, None)
+    return len(stale)
+
+
+def fresh_session(config: TrainConfig) -> None:
+    """Drop the previous run's graphs and seed everything, so runs neither leak memory nor depend on order."""
+    keras.backend.clear_session()
+    release_optimizer_graphs()
+    gc.collect()
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        import tensorflow
+
+        tensorflow.config.experimental.enable_op_determinism()
+
+
+def suffix_uses_xla(config: TrainConfig) -> bool:
+    """XLA for training the suffix on cached features, where nothing else changes: one device, no op determinism.
+
+    Keras turns XLA off on CPU-only machines by default; measured on this quiet 2-core AVX2 CPU, XLA halves the time
+    per training image of ResNet50's conv5 stage (108 -> 54 ms); VGG16's fc1/fc2, bound by memory traffic, stay at
+    about 18 ms (`python benchmarks/reproduce_budget.py`).
+    The end-to-end path keeps Keras' default: it is the reference a Keras user gets.
+    """
+    return config.strategy == "none" and not config.deterministic
+
+
+def compile_for_training(model, config, xla=False) -> None:
+    with model.distribute_strategy.scope():  # the optimizer's variables live where the model's strategy puts them
+        optimizer = keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum)
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                      jit_compile=True if xla else "auto")
+
+
+def _fit(model, batches, validation, config, class_weight, progress, xla=False) -> tuple:
+    """``model.fit`` with the best-weights callback; returns (history frame, best epoch)."""
+    best, timer = BestWeights("val_loss"), EpochTimer()
+    callbacks = [best, timer]
+    if config.early_stopping:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.early_stopping))
+    compile_for_training(model, config, xla)
+    fitted = model.fit(
+        batches, validation_data=validation, epochs=config.epochs, class_weight=class_weight,
+        callbacks=callbacks, verbose=2 if progress else 0,
+        # EpochBatches already orders each epoch from the seed; Keras' own shuffle would reorder its batches
+        # with Python's global ``random``, breaking seed-determinism and cached/mirrored parity.
+        shuffle=False,
+    )
+    release_optimizer_graphs()
+    history = pandas.DataFrame(fitted.history)
+    history.insert(0, "epoch", numpy.arange(1, len(history) + 1))
+    history["seconds"] = timer.seconds[: len(history)]
+    return history, best.best_epoch
+
+
+def _images(image_set, indices=None) -> numpy.ndarray:
+    images = image_set.images if indices is None else image_set.images[indices]
+    return numpy.asarray(images, dtype="float32")
+
+
+def _end_to_end(model, config, sets, class_weight, progress) -> dict:
+    """Fit the whole model on images (views made on the fly): slow, the reference the cache must match."""
+    train = sets["train"]
+    sha = numpy.asarray(train.sha256)
+
+    def fetch(indices, views):
+        return augment.view_batch(train.images[indices], sha[indices], views)
+
+    batches = EpochBatches(fetch, train.labels, config.batch_size, config.seed, config.views)
+    validation = (_images(sets["val"]), sets["val"].labels)
+    start = time.perf_counter()
+    history, best_epoch = _fit(model, batches, validation, config, class_weight, progress)
+    return {"history": history, "best_epoch": best_epoch, "train_time_s": time.perf_counter() - start}
+
+
+def _cached(model, prefix, suffix, config, sets, class_weight, cache, progress) -> dict:
+    """Extract (or reuse) the frozen prefix's features, then fit only the suffix on them."""
+    start = time.perf_counter()
+    extract_run_features(prefix, cache, sets, config, progress)
+    feature_time = time.perf_counter() - start
+    train = sets["train"]
+    sha = numpy.asarray(train.sha256)
+    batches = EpochBatches(
+        lambda indices, views: cache.load_many(sha[indices], views),
+        train.labels, config.batch_size, config.seed, config.views,
+    )
+    validation = (cache.load_many(sets["val"].sha256, numpy.zeros(len(sets["val"]), int)), sets["val"].labels)
+    start = time.perf_counter()
+    history, best_epoch = _fit(suffix, batches, validation, config, class_weight, progress,
+                               xla=suffix_uses_xla(config))
+    return {"history": history, "best_epoch": best_epoch, "train_time_s": time.perf_counter() - start,
+            "feature_time_s": feature_time}
+
+
+def _test_probabilities(model, suffix, cache, config, test) -> numpy.ndarray:
+    """Test-set probabilities of the final model; from cached features only when they are exactly the model's."""
+    if suffix is not None and config.feature_dtype == "float32":
+        inputs = cache.load_many(test.sha256, numpy.zeros(len(test), int))
+        return numpy.asarray(suffix.predict(inputs, batch_size=PREDICT_BATCH, verbose=0), dtype="float64")
+    # bf16 features only steer training; reported numbers come from the float32 model that is saved.
+    return numpy.asarray(model.predict(_images(test), batch_size=PREDICT_BATCH, verbose=0), dtype="float64")
+
+
+def build_run_model(config: TrainConfig, num_classes: int):
+    """(model, weights choice): the model ``train_run`` trains for ``config`` (a final config), built in a fresh
+    session under ``config.strategy``'s scope. Everything that must see the same prefix (feature shards, the shared
+    random initialisation, benchmarks) builds it here."""
+    fresh_session(config)
+    choice = build.choose_weights(config.backbone, config.weights, config.image_size)
+    with strategy.strategy_for(config).scope():
+        model = build.build_model(config.backbone, num_classes, config.image_size, weights=choice,
+                                  policy=config.policy, dropout=config.dropout)
+    return model, choice
+
+
+def extract_run_features(prefix, store, sets: dict, config: TrainConfig, progress=True):
+    """Fill ``store`` as a run needs it: train views ``range(config.views)``, val and test view 0 (sets present)."""
+    extractor = prefix if config.feature_dtype == "float32" else features.bfloat16_prefix(prefix)
+    for name, views in (("train", range(config.views)), ("val", (0,)), ("test", (0,))):
+        if name in sets:
+            features.ensure_features(extractor, store, sets[name], views=tuple(views), progress=progress)
+    return store
+
+
+def _split_for_cache(model):
+    """(prefix, suffix), or (None, None) when the prefix holds no frozen weights worth caching (policy ``full``)."""
+    prefix, suffix = surgery.split_at_first_trainable(model)
+    if not prefix.weights:
+        return None, None
+    return prefix, suffix
+
+
+def _determinism_enabled() -> bool:
+    try:
+        from tensorflow.python.framework import config as tf_config
+
+        return bool(tf_config.is_op_determinism_enabled())
+    except (ImportError, AttributeError):  # private API; only recorded, never relied on
+        return False
+
+
+def _record(name, config, sets, class_names, manifest_hash, choice, model) -> dict:
+    """What config.json holds: the final config plus everything needed to say what data and weights it saw."""
+    train_counts = numpy.bincount(sets["train"].labels, minlength=len(class_names))
+    return {
+        "name": name, "config": to_dict(config), "class_names": list(class_names),
+        "data": {split: len(sets[split]) for split in ("train", "val", "test")}
+        | {"train_per_class": dict(zip(class_names, train_counts.tolist()))},
+        "manifest_hash": manifest_hash, "weights": choice.source, "weights_note": choice.note,
+        "model": build.describe_model(model), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def train_run(
+    config: TrainConfig, sets: dict, name: str = "run", run_dir=None, manifest_hash: str = "",
+    use_cache=None, cache_dir=None, progress: bool = True, save_model: bool = True,
+) -> RunResult:
+    """Train ``config.backbone`` under ``config.policy`` on ``sets`` (train/val/test ``ImageSet``s), write a run directory.
+
+    The run builds the model from the registry, fits with SGD(lr, momentum) and sparse cross-entropy, keeps the
+    weights of the epoch with the lowest validation loss, scores the fixed-order test set and writes
+    ``run_dir`` (default ``models/<name>-<backbone>-<policy>-s<seed>``; see ``heroes.modeling.runs``). With the cache
+    (default) the frozen prefix runs once per image and view, ever; ``use_cache=False`` trains end to end.
+    ``save_model=False`` skips the ``.keras`` file (VGG16 at 224 px is ~0.5 GB) when only the numbers matter.
+    """
+    wall_start = time.perf_counter()
+    config = final_config(config)
+    class_names = check_sets(sets, config.image_size)
+    use_cache = config.use_cache if use_cache is None else bool(use_cache)
+    config = dataclasses.replace(config, use_cache=use_cache)
+    run_dir = Path(run_dir) if run_dir is not None else runs.default_run_dir(name, config)
+    model, choice = build_run_model(config, len(class_names))
+    with model.distribute_strategy.scope():  # the suffix re-calls the model's layers: same strategy
+        prefix, suffix = _split_for_cache(model) if use_cache else (None, None)
+    if progress:
+        sizes = ", ".join(f"{len(sets[split])} {split}" for split in ("train", "val", "test"))
+        print(f"{name}: {config.backbone}/{config.policy} seed {config.seed}, {sizes}; weights: {choice.source}")
+    class_weight = class_weight_map(sets["train"].labels, len(class_names), config.class_weights)
+    cache = None
+    if prefix is None:
+        outcome = _end_to_end(model, config, sets, class_weight, progress)
+    else:
+        cache = features.open_store(prefix, config.backbone, choice.source, config.image_size, config.feature_dtype,
+                                    cache_dir)
+        outcome = _cached(model, prefix, suffix, config, sets, class_weight, cache, progress)
+    probabilities = _test_probabilities(model, suffix, cache, config, sets["test"])
+    history = outcome["history"]
+    best = outcome["best_epoch"]
+    metrics = {
+        "name": name, "backbone": config.backbone, "policy": config.policy, "seed": config.seed,
+        "weights": choice.source, "weights_random": choice.random, "weights_note": choice.note,
+        **runs.score_test_set(sets["test"], probabilities),
+        "best_epoch": best, "epochs_run": len(history),
+        "best_val_loss": None if best is None else float(history["val_loss"].iloc[best - 1]),
+        "best_val_accuracy": None if best is None else float(history["val_accuracy"].iloc[best - 1]),
+        "train_path": "end-to-end" if cache is None else "cached-features",
+        "feature_dtype": config.feature_dtype if cache is not None else None,
+        "feature_cache": None if cache is None else {
+            "dir": str(cache.directory), "computed": cache.computed, "reused": cache.reused},
+        "deterministic_ops": _determinism_enabled(),
+        "suffix_xla": cache is not None and suffix_uses_xla(config),
+        "feature_time_s": outcome.get("feature_time_s", 0.0), "train_time_s": outcome["train_time_s"],
+        "manifest_hash": manifest_hash, "class_names": list(class_names),
+    }
+    predictions = runs.predictions_frame(sets["test"], probabilities)
+    metrics["wall_time_s"] = time.perf_counter() - wall_start
+    record = _record(name, config, sets, class_names, manifest_hash, choice, model)
+    runs.write_run(run_dir, record, history, metrics, predictions, model if save_model else None, class_names)
+    if progress:
+        print(f"{name}: test accuracy {metrics['test_accuracy']:.3f} on {metrics['test_n']} images "
+              f"(best epoch {best}); {metrics['wall_time_s']:.0f} s; written to {run_dir}")
+    return RunResult(run_dir, config, history, metrics, predictions, model, record)

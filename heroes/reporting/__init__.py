@@ -1,0 +1,1 @@
+"""Reporting: figures, tables, verdict sentences and the summary report."""

@@ -1,0 +1,318 @@
+"""``reports/summary.md`` written from the notebooks' metrics files, never by hand.
+
+Reads ``<reports_dir>/metrics/*.json``: notebook 04's ``04-vgg-vs-resnet.json`` in full (schema below), any other
+notebook's file defensively (see ``_other_notebook``), and ``reproduce.json`` (per-notebook wall times, written by
+``heroes.pipeline``). The summary opens with what a reader must know first: random weights and synthetic data.
+
+Notebook 04's file (``SCHEMA_04``) holds: ``weights`` ({backbone: {source, random, note}}), ``weights_random``,
+``data`` ({source: "embedded" | "user", note, embedded_settings, manifest_hash, splits, class_names}), ``config``,
+``table``/``per_seed``/``overfitting.table`` ({columns, rows} of display strings), ``verdict``, ``comparison``
+(``heroes.evaluation.stats.compare_models`` plus ``pairing``), ``seed_note``, ``overfitting.sentence``, ``figures``
+({caption: path relative to reports_dir}) and ``run_card`` ({versions, hardware, seeds, wall_time_s, ...}).
+
+Other notebooks' files are read for, when present: ``title``, ``weights``/``weights_random`` (any depth),
+``data.source``, ``headline`` ({label: value}) or top-level numbers (test_accuracy, test_accuracy_ci, macro_f1,
+ece, ...), ``verdict``/``summary`` sentences and ``figures`` ({caption: relative path}).
+"""
+
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+
+from heroes import paths
+from heroes.io import atomic_path
+
+SCHEMA_04 = "heroes.metrics/04-vgg-vs-resnet/v1"
+COMPARISON_FILE = "04-vgg-vs-resnet.json"
+REPRODUCE_FILE = "reproduce.json"
+RANDOM_PREFIX = "random"
+EMBEDDED = "the embedded synthetic dataset (procedurally drawn figures, not real photographs)"
+HEADLINE_KEYS = ("test_n", "test_accuracy", "test_accuracy_ci", "macro_f1", "ece", "val_accuracy", "val_n",
+                 "best_val_accuracy", "probe_accuracy")
+
+
+def read_metrics(metrics_dir) -> tuple:
+    """({file stem: parsed JSON}, [problems]) for every ``*.json`` in ``metrics_dir``; unreadable files are named."""
+    found, problems = {}, []
+    for path in sorted(Path(metrics_dir).glob("*.json")):
+        try:
+            value = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            problems.append(f"`{path.name}` could not be read ({error.__class__.__name__}: {error}); left out")
+            continue
+        if not isinstance(value, dict):
+            problems.append(f"`{path.name}` is not a JSON object; left out")
+            continue
+        found[path.stem] = value
+    return found, problems
+
+
+def _walk(value, key_path=()):
+    """Every (key path, leaf) of nested dicts and lists."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _walk(item, (*key_path, str(key)))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _walk(item, key_path)
+    else:
+        yield key_path, value
+
+
+def weights_sources(metrics: dict) -> set:
+    """Every weights source string recorded anywhere in ``metrics`` (keys ``weights`` or ``weights.*.source``)."""
+    sources = set()
+    for key_path, value in _walk(metrics):
+        if not isinstance(value, str) or not key_path:
+            continue
+        if key_path[-1] == "weights" or (key_path[-1] == "source" and "weights" in key_path):
+            sources.add(value)
+    return sources
+
+
+def is_random(metrics: dict) -> bool:
+    """True when any model behind ``metrics`` started from random weights."""
+    flagged = any(key_path and key_path[-1] == "weights_random" and value is True for key_path, value in _walk(metrics))
+    return flagged or any(source.lower().startswith(RANDOM_PREFIX) for source in weights_sources(metrics))
+
+
+def is_embedded(metrics: dict) -> bool:
+    """True when ``metrics`` says its data is the embedded synthetic set (a dict with ``source``, or a sentence)."""
+    data = metrics.get("data")
+    if isinstance(data, str):
+        return "embedded synthetic" in data.lower()
+    return isinstance(data, dict) and (data.get("source") == "embedded" or bool(data.get("embedded_settings")))
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(columns, rows) -> list:
+    """Lines of a GitHub-flavoured Markdown table."""
+    lines = ["| " + " | ".join(_cell(column) for column in columns) + " |",
+             "|" + "|".join("---" for _ in columns) + "|"]
+    return lines + ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+
+
+def _table(block) -> list:
+    if not isinstance(block, dict) or not block.get("columns"):
+        return []
+    return markdown_table(block["columns"], block.get("rows", []))
+
+
+def _number(value, key="") -> str:
+    """A headline value as people read it: accuracies and their intervals in percent, other floats to 3 places."""
+    percent = "accuracy" in key
+    if isinstance(value, bool) or value is None:
+        return _cell(value)
+    if isinstance(value, (int, float)) and percent:
+        return f"{100 * value:.1f}%"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(item, (int, float)) for item in value):
+        return (f"[{100 * value[0]:.1f}, {100 * value[1]:.1f}]" if percent
+                else f"[{_number(value[0])}, {_number(value[1])}]")
+    return _cell(value)
+
+
+def _figures_by_prefix(stem: str, reports_dir) -> dict:
+    """{file name: relative path} of ``figures/NN-*.png`` for a metrics file named ``NN-...``."""
+    prefix = stem.split("-", 1)[0]
+    if not prefix.isdigit():
+        return {}
+    found = sorted((Path(reports_dir) / "figures").glob(f"{prefix}-*.png"))
+    return {path.name: f"figures/{path.name}" for path in found}
+
+
+def _figure_links(figures, reports_dir) -> list:
+    """``- [caption](relative path)`` for each figure; a missing file is marked rather than linked silently."""
+    lines = []
+    for caption, relative in (figures or {}).items():
+        missing = "" if (Path(reports_dir) / relative).is_file() else " (not found)"
+        lines.append(f"- [{caption}]({relative}){missing}")
+    return lines
+
+
+def _warnings(all_metrics: dict) -> list:
+    """The first lines: random weights and synthetic data, whenever any metrics file says so."""
+    lines = []
+    random_sources = sorted({source for metrics in all_metrics.values() for source in weights_sources(metrics)
+                             if source.lower().startswith(RANDOM_PREFIX)})
+    if any(is_random(metrics) for metrics in all_metrics.values()):
+        named = ", ".join(f"`{source}`" for source in random_sources) or "random"
+        lines.append(f"> **Weights are random** ({named}): no ImageNet weights were loaded, so the backbones "
+                     "started from random initialisation. These numbers show that the pipeline works end to end; "
+                     "they are not what transfer learning from ImageNet achieves.")
+    if any(is_embedded(metrics) for metrics in all_metrics.values()):
+        lines += [">"] if lines else []
+        lines.append(f"> **Data is {EMBEDDED}**, not the study's superhero photographs.")
+    return lines
+
+
+def _comparison(metrics: dict, reports_dir) -> list:
+    title = metrics.get("title", "VGG16 vs ResNet50")
+    lines = [f"## {title} (notebook 04)", ""]
+    if metrics.get("schema") != SCHEMA_04:
+        lines += [f"`{COMPARISON_FILE}` has schema {metrics.get('schema')!r}, not {SCHEMA_04!r}: re-run notebook 04.",
+                  ""]
+    lines += _table(metrics.get("table")) + [""]
+    note = metrics.get("table_note")
+    if note:
+        lines += [note, ""]
+    comparison = metrics.get("comparison") or {}
+    if metrics.get("verdict"):
+        lines += [f"**Verdict.** {metrics['verdict']}", ""]
+    if comparison.get("pairing"):
+        lines += [f"Paired on: {comparison['pairing']}", ""]
+    per_seed = _table(metrics.get("per_seed"))
+    if per_seed:
+        lines += ["The same paired comparison for each seed:", ""] + per_seed + [""]
+    if metrics.get("seed_note"):
+        lines += [f"**Seeds.** {metrics['seed_note']}", ""]
+    overfitting = metrics.get("overfitting") or {}
+    if overfitting.get("sentence"):
+        lines += [f"**Overfitting.** {overfitting['sentence']}", ""] + _table(overfitting.get("table")) + [""]
+    figures = _figure_links(metrics.get("figures"), reports_dir)
+    if figures:
+        lines += ["Figures:", ""] + figures + [""]
+    return lines
+
+
+TITLES = {"02": "Batman vs Not a hero", "03": "Six-class VGG16 fine-tune"}
+
+
+def _headline(metrics: dict) -> list:
+    """Lines of a table of another notebook's headline numbers: one row per model, or label/value pairs."""
+    headline = metrics.get("headline")
+    if isinstance(headline, dict):
+        return markdown_table(("", "value"), [(key, _number(value, key)) for key, value in headline.items()])
+    models = metrics.get("models")
+    if isinstance(models, dict) and models and all(isinstance(value, dict) for value in models.values()):
+        keys = [key for key in HEADLINE_KEYS if any(key in value for value in models.values())]
+        if keys:
+            rows = [[name] + [_number(value.get(key), key) for key in keys] for name, value in models.items()]
+            return markdown_table(["model"] + keys, rows)
+    pairs = [(key, metrics[key]) for key in HEADLINE_KEYS if key in metrics]
+    return markdown_table(("", "value"), [(key, _number(value, key)) for key, value in pairs]) if pairs else []
+
+
+def _other_notebook(stem: str, metrics: dict, reports_dir) -> list:
+    """A short section from a metrics file whose schema this module does not own: headline, sentences, figures."""
+    number = stem.split("-", 1)[0]
+    title = metrics.get("title") or TITLES.get(number) or stem
+    lines = [f"## {title} (notebook {number}, [`metrics/{stem}.json`](metrics/{stem}.json))", ""]
+    headline = _headline(metrics)
+    lines += headline + ([""] if headline else ["(no headline numbers found in this file)", ""])
+    for key in ("verdict", "summary", "conclusion"):
+        if isinstance(metrics.get(key), str):
+            lines += [metrics[key], ""]
+    figures = metrics.get("figures")
+    figures = figures if isinstance(figures, dict) else _figures_by_prefix(stem, reports_dir)
+    links = _figure_links(figures, reports_dir)
+    if links:
+        lines += ["Figures:", ""] + links + [""]
+    return lines
+
+
+def _versions(versions: dict) -> str:
+    keys = ("python", "tensorflow", "keras", "numpy", "pandas")
+    return ", ".join(f"{key} {versions[key]}" for key in keys if key in (versions or {})) or "—"
+
+
+def _hardware(hardware: dict) -> str:
+    if not hardware:
+        return "—"
+    gpus = ", ".join(hardware.get("gpus") or []) or "none"
+    return (f"{hardware.get('cpu', '?')}, {hardware.get('usable_cpus', '?')} usable CPU cores; GPUs: {gpus}; "
+            f"bf16 native: {hardware.get('bf16_native')}; load average at the start "
+            f"{hardware.get('load_average', ['?'])[0]}")
+
+
+def _wall_times(reproduce: dict, card: dict) -> str:
+    notebooks = (reproduce or {}).get("notebooks") or []
+    if notebooks:
+        parts = [f"{item.get('name')} {item.get('seconds', 0) / 60:.1f} min" for item in notebooks]
+        total = reproduce.get("total_s")
+        return "; ".join(parts) + (f"; total {total / 60:.1f} min (`make reproduce`)" if total else "")
+    wall = (card or {}).get("wall_time_s")
+    return f"notebook 04: {wall / 60:.1f} min" if wall else "—"
+
+
+def _initialisation(comparison: dict) -> str:
+    """What the seeds vary: with random weights shared across seeds, only the new layers and the batch order."""
+    config = comparison.get("config") or {}
+    seeds = config.get("seeds") or []
+    if not comparison.get("weights_random"):
+        return "the loaded weights, the same for every seed; seeds vary the new layers and the batch order"
+    if config.get("shared_backbone_init") and len(seeds) > 1:
+        return (f"random, drawn once (seed {seeds[0]}) and shared by every seed as ImageNet weights would be; "
+                "seeds vary the new layers and the batch order")
+    return "random, drawn by each run's own seed"
+
+
+def _run_card(comparison: dict, reproduce: dict) -> list:
+    card = comparison.get("run_card") or {}
+    data = comparison.get("data") or {}
+    config = comparison.get("config") or {}
+    weights = comparison.get("weights") or {}
+    source = EMBEDDED if data.get("source") == "embedded" else "your images in data/raw"
+    settings = data.get("embedded_settings")
+    rows = [
+        ("library versions", _versions(card.get("versions"))),
+        ("seeds", ", ".join(str(seed) for seed in config.get("seeds", [])) or "—"),
+        ("weights", "; ".join(f"{name}: {value.get('source')}" for name, value in weights.items()) or "—"),
+        ("weights note", "; ".join(sorted({value.get("note", "") for value in weights.values()} - {""})) or "—"),
+        ("data", source + (f" ({settings})" if settings else "")),
+        ("data manifest hash", f"`{data.get('manifest_hash')}`" if data.get("manifest_hash") else "—"),
+        ("images (train / val / test)", " / ".join(str((data.get("splits") or {}).get(name, "?"))
+                                                    for name in ("train", "val", "test"))),
+        ("image size", f"{config['image_size']} px" if "image_size" in config else "—"),
+        ("training", ", ".join(f"{key} {config[key]}" for key in ("policy", "epochs", "batch_size", "learning_rate",
+                                                                   "momentum", "feature_dtype") if key in config)),
+        ("backbone initialisation", _initialisation(comparison)),
+        ("hardware", _hardware(card.get("hardware"))),
+        ("wall time", _wall_times(reproduce, card)),
+    ]
+    return ["## Run card", ""] + markdown_table(("", ""), rows) + [""]
+
+
+def summary_lines(reports_dir) -> list:
+    """Every line of ``summary.md`` for the metrics under ``reports_dir``."""
+    reports_dir = Path(reports_dir)
+    found, problems = read_metrics(reports_dir / "metrics")
+    reproduce = found.pop(Path(REPRODUCE_FILE).stem, {})
+    comparison = found.get(Path(COMPARISON_FILE).stem)
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    lines = _warnings(found)
+    lines += (["" if lines else None, "# heroes: results summary", "",
+               f"Generated by `heroes.reporting.summary` from `metrics/*.json` on {stamp}; do not edit by hand "
+               "(`make reproduce` rewrites it). Executed notebooks: [`notebooks/`](notebooks/).", ""])
+    lines = [line for line in lines if line is not None]
+    if comparison is None:
+        lines += [f"Notebook 04 has not written `metrics/{COMPARISON_FILE}` yet: run it (or `make reproduce`).", ""]
+    else:
+        lines += _comparison(comparison, reports_dir)
+    for stem, metrics in found.items():
+        if stem != Path(COMPARISON_FILE).stem:
+            lines += _other_notebook(stem, metrics, reports_dir)
+    if comparison is not None:
+        lines += _run_card(comparison, reproduce)
+    elif reproduce:
+        lines += ["## Run card", "", f"wall time: {_wall_times(reproduce, {})}", ""]
+    if problems:
+        lines += ["## Problems", ""] + [f"- {problem}" for problem in problems] + [""]
+    return lines
+
+
+def write_summary(reports_dir=None, out=None) -> Path:
+    """Write ``<reports_dir>/summary.md`` (or ``out``) from the metrics files; return its path."""
+    reports_dir = Path(reports_dir or paths.REPORTS)
+    out = Path(out or reports_dir / "summary.md")
+    text = "\n".join(summary_lines(reports_dir)).rstrip() + "\n"
+    with atomic_path(out) as temporary:
+        temporary.write_text(text)
+    return out

@@ -1,0 +1,230 @@
+"""Tables of the study: per-model summaries, comparison and per-seed tables, metrics records."""
+
+import math
+import time
+from pathlib import Path
+
+import numpy
+import pandas
+
+from heroes import io
+from heroes.config import CLASS_DISPLAY_NAMES
+from heroes.data.sources import ordered_labels
+from heroes.evaluation.predictions import load_predictions
+from heroes.evaluation.stats import classification_metrics, clopper_pearson, headline_metrics, seed_spread
+from heroes.io import write_json
+from heroes.modeling import build
+from heroes.reporting.verdicts import percent, spread_text, verdict_sentence
+
+
+def display_class(name: str) -> str:
+    """``not_a_hero`` -> ``Not a hero``; unknown names unchanged."""
+    return CLASS_DISPLAY_NAMES.get(name, name)
+
+
+def weights_choices(backbones, weights, image_size) -> dict:
+    """``{backbone: WeightsChoice}`` as training will resolve them (``"auto"`` may fall back to random)."""
+    return {name: build.choose_weights(name, weights, image_size) for name in backbones}
+
+
+def probe_titles(predictions_by_model: dict) -> pandas.Series:
+    """One title per image, ``"VGG16: Not a hero 0.83 | ResNet50: Batman 0.61"`` (models in the dict's order),
+    indexed 0..n-1 like ``probe_rows``, so a mask over the probes selects their titles."""
+    frames = list(predictions_by_model.items())
+    if not frames:
+        raise ValueError("probe_titles needs at least one model's predictions")
+    count = len(frames[0][1])
+    if any(len(frame) != count for _, frame in frames):
+        raise ValueError("every model must predict the same images")
+    return pandas.Series([" | ".join(f"{name}: {display_class(frame['predicted'].iloc[row])} "
+                                     f"{frame['probability'].iloc[row]:.2f}" for name, frame in frames)
+                          for row in range(count)], dtype=object)
+
+
+def probe_table(probes: pandas.DataFrame, predictions_by_model: dict) -> pandas.DataFrame:
+    """Per probe class (rows) and model: how many probes, and the share each model calls ``Not a hero`` or the
+    probe's own class (the study's claim: unmasked Batman is recognised as a human)."""
+    columns = ["probes"] + [f"{name}: {what}" for name in predictions_by_model for what in ("Not a hero", "own class")]
+    if probes.empty:
+        return pandas.DataFrame(columns=columns).rename_axis("probe class")
+    rows = []
+    for label in ordered_labels(probes["label"]):
+        chosen = (probes["label"] == label).to_numpy()
+        row = {"probe class": display_class(label), "probes": int(chosen.sum())}
+        for name, frame in predictions_by_model.items():
+            predicted = frame["predicted"].to_numpy()[chosen]
+            row[f"{name}: Not a hero"] = float(numpy.mean(predicted == "not_a_hero"))
+            row[f"{name}: own class"] = float(numpy.mean(predicted == label))
+        rows.append(row)
+    return pandas.DataFrame(rows).set_index("probe class")
+
+
+def run_summary(result) -> dict:
+    """One run's test numbers for a metrics file: accuracy with its exact 95% CI, per-class scores, confusion."""
+    predictions = load_predictions(result.predictions)
+    scores = classification_metrics(predictions)
+    correct = int(predictions.correct.sum())
+    metrics = result.metrics
+    return {
+        "run_dir": str(result.run_dir), "backbone": metrics["backbone"], "policy": metrics["policy"],
+        "seed": metrics["seed"], "weights": metrics["weights"], "weights_random": metrics["weights_random"],
+        "test_n": len(predictions), "test_correct": correct, "test_accuracy": correct / len(predictions),
+        "test_accuracy_ci": list(clopper_pearson(correct, len(predictions))),
+        "test_accuracy_ci_method": "Clopper-Pearson exact binomial, 95%",
+        "macro_f1": scores["macro_f1"], "per_class": scores["per_class"],
+        "confusion_matrix": scores["confusion_matrix"], "class_names": scores["class_names"],
+        "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
+        "best_val_accuracy": metrics["best_val_accuracy"], "train_path": metrics["train_path"],
+        "feature_dtype": metrics["feature_dtype"],
+        "trainable_parameters": result.record["model"]["trainable_parameters"],
+        "wall_time_s": metrics["wall_time_s"],
+    }
+
+
+def write_metrics(path, summary: dict) -> Path:
+    """Strict JSON (NaN as null), written atomically."""
+    return write_json(path, summary)
+
+
+def backbone_summary(results_by_seed: dict, predictions_by_seed: dict, first_seed, latency=None, size=None) -> dict:
+    """One model's row for ``evaluate.comparison_table`` plus its per-seed numbers, JSON-ready.
+
+    Accuracy, CI, macro-F1 and ECE are the first seed's run (the one the paired test uses); the spread over seeds is
+    beside them. Training time is the mean per run; feature extraction the total this notebook spent, with how many
+    (image, view) features it computed and how many it found cached (by an earlier seed or notebook).
+    """
+    per_seed = {}
+    for seed, result in results_by_seed.items():
+        headline = headline_metrics(predictions_by_seed[seed], n_resamples=999)
+        per_seed[seed] = {**headline, "train_time_s": result.metrics["train_time_s"],
+                          "feature_time_s": result.metrics.get("feature_time_s", 0.0),
+                          "best_epoch": result.metrics.get("best_epoch"), "run_dir": str(result.run_dir),
+                          "feature_cache": result.metrics.get("feature_cache")}
+    first = per_seed[first_seed]
+    spread = seed_spread({seed: values["test_accuracy"] for seed, values in per_seed.items()})
+    model = results_by_seed[first_seed].record["model"]
+    row = {key: first[key] for key in ("test_n", "test_accuracy", "test_accuracy_ci", "macro_f1", "ece")}
+    row |= {"total_parameters": model["total_parameters"], "trainable_parameters": model["trainable_parameters"],
+            "train_time_s": float(numpy.mean([values["train_time_s"] for values in per_seed.values()])),
+            "feature_time_s": float(sum(values["feature_time_s"] for values in per_seed.values())),
+            "features_computed": sum((values["feature_cache"] or {}).get("computed", 0) for values in per_seed.values()),
+            "features_reused": sum((values["feature_cache"] or {}).get("reused", 0) for values in per_seed.values()),
+            "model_bytes": size, **(latency or {})}
+    return {**row, "seed_spread": spread, "per_seed": {str(seed): values for seed, values in per_seed.items()}}
+
+
+def table(summaries: dict, first_seed) -> pandas.DataFrame:
+    """``evaluate.comparison_table`` with the mean ± sd over seeds beside the first seed's accuracy and CI."""
+    frame = comparison_table(summaries)
+    frame.insert(frame.columns.get_loc("95% CI") + 1, "mean ± sd over seeds",
+                 [spread_text(summary["seed_spread"]) for summary in summaries.values()])
+    frame.insert(frame.columns.get_loc("feature extraction (s)") + 1, "features computed / reused",
+                 [f"{summary.get('features_computed', 0)} / {summary.get('features_reused', 0)}"
+                  for summary in summaries.values()])
+    return frame.rename(columns={"test accuracy": f"test accuracy (seed {first_seed})"})
+
+
+TABLE_FORMATS = {"parameters": "{:,}", "trainable": "{:,}", "macro-F1": "{:.3f}", "ECE": "{:.3f}",
+                 "feature extraction (s)": "{:.1f}", "training time (s)": "{:.1f}", "latency (ms/image)": "{:.1f}",
+                 "size on disk (MB)": "{:.1f}"}
+PER_SEED_FORMATS = {"difference": "{:+.3f}", "CI low": "{:+.3f}", "CI high": "{:+.3f}", "McNemar p": "{:.3g}",
+                    "accuracy": "{:.3f}"}
+
+
+def table_block(frame: pandas.DataFrame, formats=None) -> dict:
+    """{columns, rows} of display strings for ``heroes.reporting.summary``: ``formats`` maps a column to a format string."""
+    formats = formats or {}
+
+    def shown(column, value):
+        if value is None or value is pandas.NA or (isinstance(value, float) and numpy.isnan(value)):
+            return None
+        suffixed = (formats[key] for key in formats if str(column).endswith(f" {key}"))  # "VGG16 accuracy"
+        pattern = formats.get(column) or next(suffixed, None)
+        return pattern.format(value).replace("-", "−") if pattern else str(value)
+
+    return {"columns": [str(column) for column in frame.columns],
+            "rows": [[shown(column, value) for column, value in zip(frame.columns, row)]
+                     for row in frame.itertuples(index=False)]}
+
+
+def metrics_record(*, schema, title, choices, data, config, summaries, table, table_note, comparison, pairing,
+                   per_seed, seed_note, overfitting_sentence, overfitting_table, figures, run_card) -> dict:
+    """Notebook 04's metrics file (schema in ``heroes.reporting.summary``), JSON-ready."""
+    weights = {backbone: {"source": choice.source, "random": choice.random, "note": choice.note}
+               for backbone, choice in choices.items()}
+    record = {
+        "schema": schema, "notebook": "04-vgg-vs-resnet", "title": title,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "weights": weights, "weights_random": any(choice.random for choice in choices.values()),
+        "data": data, "config": config, "models": summaries, "table": table, "table_note": table_note,
+        "comparison": {**comparison, "pairing": pairing}, "verdict": verdict_sentence(comparison), "per_seed": per_seed,
+        "seed_note": seed_note, "overfitting": {"sentence": overfitting_sentence, "table": overfitting_table},
+        "figures": figures, "run_card": run_card,
+    }
+    return io.jsonable(record)
+
+
+def _interval(pair):
+    if pair is None or len(pair) != 2 or any(value is None or numpy.isnan(value) for value in pair):
+        return ""
+    return f"[{percent(pair[0])}, {percent(pair[1])}]"
+
+
+def _get(run, key):
+    """``run[key]``, where ``key`` may be dotted into a nested dict (``model.total_parameters``); None if absent."""
+    for part in key.split("."):
+        if not isinstance(run, dict) or run.get(part) is None:
+            return None
+        run = run[part]
+    return run
+
+
+def _number(run, keys, scale=1.0):
+    """The first of ``keys`` present in ``run`` as a float times ``scale``; NaN when none is."""
+    for key in keys:
+        value = _get(run, key)
+        if value is not None:
+            return float(value) * scale
+    return math.nan
+
+
+# Column -> keys tried in order. Names follow heroes.modeling.train's metrics.json (test_n, train_time_s...) and config.json
+# ("model": describe_model); latency and size on disk are measured by whoever builds the table and merged in.
+TABLE_FIELDS = {
+    "macro-F1": ("macro_f1",), "ECE": ("ece",),
+    "parameters": ("total_parameters", "model.total_parameters"),
+    "trainable": ("trainable_parameters", "model.trainable_parameters"),
+    "feature extraction (s)": ("feature_time_s",), "training time (s)": ("train_time_s",),
+    "latency (ms/image)": ("latency_ms_per_image",),
+}
+
+
+def _accuracy_text(run):
+    accuracy = _get(run, "test_accuracy")
+    if accuracy is None:
+        return ""
+    text = f"{percent(accuracy)}%"
+    if (_get(run, "n_seeds") or 1) >= 2 and _get(run, "test_accuracy_std") is not None:
+        text += f" ± {percent(run['test_accuracy_std'])} ({run['n_seeds']} seeds)"
+    return text
+
+
+def comparison_table(runs) -> pandas.DataFrame:
+    """One row per model from ``{model name: merged metrics dict}``; formats, measures nothing.
+
+    Reads ``test_n``, ``test_accuracy``, ``test_accuracy_ci`` ([low, high] as fractions; ``headline_metrics``
+    gives the exact one), optional ``test_accuracy_std`` with ``n_seeds`` (shown as ± over seeds when >= 2),
+    ``model_bytes`` and the keys of ``TABLE_FIELDS``. Missing values show as NaN / <NA>, never as zero.
+    """
+    rows = []
+    for name, run in runs.items():
+        row = {"model": name, "test images": _get(run, "test_n"), "test accuracy": _accuracy_text(run),
+               "95% CI": _interval(_get(run, "test_accuracy_ci"))}
+        row.update({column: _number(run, keys) for column, keys in TABLE_FIELDS.items()})
+        row["size on disk (MB)"] = _number(run, ("model_bytes",), 1e-6)
+        rows.append(row)
+    table = pandas.DataFrame(rows)
+    for column in ("test images", "parameters", "trainable"):
+        table[column] = pandas.to_numeric(table[column]).astype("Int64")  # counts, not floats; NaN stays <NA>
+    return table.round({"macro-F1": 3, "ECE": 3, "feature extraction (s)": 1, "training time (s)": 1,
+                        "latency (ms/image)": 2, "size on disk (MB)": 1})
