@@ -8,8 +8,8 @@ import pandas
 
 from heroes.config import CLASS_DISPLAY_NAMES
 from heroes.errors import UserError
+from heroes.modeling.runs import PROBABILITY_PREFIX  # the column prefix runs write
 
-PROB_PREFIX = "prob_"
 REQUIRED_COLUMNS = ("path", "sha256", "label", "predicted")
 # A softmax written to CSV as float32 text sums to 1 only to about 1e-6; anything further off is not a probability.
 SUM_TOLERANCE = 1e-3
@@ -122,9 +122,9 @@ def load_predictions(source) -> Predictions:
     """Read and validate a predictions table (run directory, CSV path or DataFrame) into ``Predictions``."""
     frame, origin = _read_table(source)
     missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
-    prob_columns = [column for column in frame.columns if str(column).startswith(PROB_PREFIX)]
+    prob_columns = [column for column in frame.columns if str(column).startswith(PROBABILITY_PREFIX)]
     if len(prob_columns) < 2:
-        missing.append(f"{PROB_PREFIX}<class> (one per class, at least 2)")
+        missing.append(f"{PROBABILITY_PREFIX}<class> (one per class, at least 2)")
     if missing:
         raise UserError(f"{origin} lacks required column(s): {', '.join(missing)}")
     if frame.empty:
@@ -132,7 +132,7 @@ def load_predictions(source) -> Predictions:
     duplicated = frame["path"][frame["path"].duplicated()]
     if not duplicated.empty:
         raise UserError(f"{origin}: path {duplicated.iloc[0]} appears more than once")
-    class_names = tuple(column[len(PROB_PREFIX):] for column in prob_columns)
+    class_names = tuple(column[len(PROBABILITY_PREFIX):] for column in prob_columns)
     probabilities = _probabilities(frame, prob_columns, origin)
     labels = _encode(frame["label"], class_names, "label", origin)
     paths = frame["path"].astype(str).to_numpy()
