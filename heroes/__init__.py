@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 # CPU time per step. It only takes effect before TensorFlow's first allocation, hence here, at package import;
 # set TF_CPU_ALLOCATOR_USE_BFC=false to opt out.
 os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
-# TensorFlow's C++ INFO lines (CUDA stubs, CPU feature guard, XLA compile notices) bury the training output a
-# person reads; warnings and errors still show. Set TF_CPP_MIN_LOG_LEVEL=0 to see everything.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+# TensorFlow's C++ INFO and WARNING lines (CUDA stubs, CPU feature guard, XLA compile notices) bury the training
+# output a person reads; errors still show. HEROES_VERBOSE=1 (or --verbose) brings everything back.
+if os.environ.get("HEROES_VERBOSE", "").strip() in ("", "0"):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,6 +1,7 @@
 """Command-line sub-commands, thin over the modules: bad input is one line and exit code 2."""
 
 import argparse
+import os
 import sys
 
 from heroes import paths
@@ -93,6 +94,16 @@ def _bench(args) -> int:
     return bench.run(out=args.out, quick=args.quick)
 
 
+def _train(args) -> int:
+    from heroes import train_folder
+
+    request = train_folder.FolderRun(args.data_dir, backbone=args.backbone, policy=args.policy, weights=args.weights,
+                                     epochs=args.epochs, image_size=args.image_size, seed=args.seed,
+                                     split=train_folder.parse_split(args.split))
+    print(train_folder.describe(train_folder.train_folder(request, args.out, force=args.force)))
+    return 0
+
+
 def _reproduce(args) -> int:
     from heroes import pipeline
 
@@ -102,6 +113,8 @@ def _reproduce(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m heroes`` parser with every sub-command of the design card."""
     parser = argparse.ArgumentParser(prog="python -m heroes", description=__doc__)
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up and INFO lines and every repeated warning (HEROES_VERBOSE=1)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     synth = commands.add_parser("synth", help="draw the embedded superhero dataset")
@@ -147,6 +160,21 @@ def build_parser() -> argparse.ArgumentParser:
     leakage.add_argument("--threshold", type=int, help="near-duplicate hash distance (default: the cleaning one)")
     leakage.set_defaults(handler=_leakage)
 
+    train = commands.add_parser("train", help="scan, clean, split and train a classifier on a folder of class folders")
+    train.add_argument("data_dir", metavar="DATA_DIR", help="folder with one sub-folder per class (only read)")
+    train.add_argument("--out", required=True, help="run folder to write (model, metrics, summary.md, tensorboard/)")
+    train.add_argument("--backbone", default="efficientnet_lite0",
+                       help="registered backbone (default efficientnet_lite0: ImageNet weights offline)")
+    train.add_argument("--policy", default="study", choices=("study", "linear_probe", "full"),
+                       help="what trains (default study: the last stage and the new output)")
+    train.add_argument("--weights", default="auto", help="auto, imagenet, none or a weights file (default auto)")
+    train.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
+    train.add_argument("--image-size", type=int, help="input side in pixels (default: the backbone's, 224)")
+    train.add_argument("--seed", type=int, default=0, help="seed of the split and the training (default 0)")
+    train.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test fractions per class (0.8,0.1,0.1)")
+    train.add_argument("--force", action="store_true", help="replace a run already in --out")
+    train.set_defaults(handler=_train)
+
     predict = commands.add_parser("predict", help="top-k classes of images or folders with a saved model")
     predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files or folders (recursive)")
     predict.add_argument("--model", required=True, help="saved .keras model (class names beside it) or run folder")
@@ -178,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Run one sub-command; return its exit status (2 on bad input, with a one-line message)."""
     args = build_parser().parse_args(argv)
+    if args.verbose:  # before any handler imports TensorFlow, and inherited by notebook kernels
+        os.environ.update(HEROES_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="0")
     try:
         return args.handler(args)
     except UserError as error:

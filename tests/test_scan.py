@@ -98,12 +98,14 @@ def test_unicode_labels_and_safe_class_ids(tree):
     assert ids.is_unique and ids.str.fullmatch(r"[a-z0-9_]+").all()
 
 
-def test_class_id_collisions_are_distinct_and_stable():
-    ids = scan.assign_class_ids(["Wonder Woman", "wonder-woman", "Batman"])
-    assert ids["Batman"] == "batman"
-    assert ids["Wonder Woman"] != ids["wonder-woman"]
-    assert ids["Wonder Woman"].startswith("wonder_woman_")
-    assert ids == scan.assign_class_ids(["Batman", "wonder-woman", "Wonder Woman"])
+def test_folder_names_that_normalise_alike_are_one_class_with_one_display_name():
+    rows = [{"label": label, "role": role} for label, role in [
+        ("Wonder Woman", "data"), ("wonder-woman", "data"), ("Not a hero", "data"), ("NOT_A_HERO", "data"),
+        ("batman", "probe"), ("Batman", "data"), ("", "")]]
+    scan.name_classes(rows)
+    assert [(row["label"], row["class_id"]) for row in rows] == [
+        ("Wonder Woman", "wonder_woman"), ("Wonder Woman", "wonder_woman"), ("NOT_A_HERO", "not_a_hero"),
+        ("NOT_A_HERO", "not_a_hero"), ("Batman", "batman"), ("Batman", "batman"), ("", "")]
 
 
 def test_probes_role(tree):

@@ -71,20 +71,25 @@ def class_samples(cleaned: pandas.DataFrame, count: int) -> list:
 
 
 def fitting_counts(cleaned: pandas.DataFrame, train, val, test) -> tuple:
-    """Per-class (train, val, test) counts, train lowered so the smallest cleaned class still fills them.
+    """Per-class (train, val, test) counts that the smallest cleaned class can fill.
 
-    Cleaning removes a few images per class (copies, and cross-class pictures until
-    someone decides), so the study's 200/25/25 of 250 may no longer fit exactly;
-    validation and test keep their size because they carry the reported numbers.
-    Fractions (all below 1) pass through unchanged.
+    When cleaning removed only a few images (the embedded set), validation and test keep their size, since they
+    carry the reported numbers, and training is lowered. When the smallest class cannot fill half the training
+    count (a user's small folders), all three become the largest counts in the same proportions (the study's
+    200/25/25 of 250 scaled down, at least 1 validation and 1 test image). Fractions (all below 1) pass through.
     """
     if all(value < 1 for value in (train, val, test)):
         return train, val, test
     kept = cleaned[data_rows(cleaned)]
     if kept.empty:
         raise UserError("cleaning left no images to split: every file was flagged (see flags.csv for why)")
-    smallest = kept.groupby("label").size().min()
-    if smallest < val + test + 1:
-        raise UserError(f"the smallest cleaned class has {smallest} images: too few for {val} validation "
-                        f"and {test} test images plus training")
-    return min(int(train), int(smallest - val - test)), int(val), int(test)
+    sizes = kept.groupby("label").size()
+    smallest, name = int(sizes.min()), sizes.idxmin()
+    if smallest < 3:
+        raise UserError(f"class {name!r} has {smallest} usable image(s) after cleaning: at least 3 are needed "
+                        f"(one each for training, validation and test)")
+    if smallest - val - test >= train / 2:
+        return min(int(train), int(smallest - val - test)), int(val), int(test)
+    scale = smallest / (train + val + test)
+    val_count, test_count = max(1, int(val * scale)), max(1, int(test * scale))
+    return min(int(train * scale), smallest - val_count - test_count), val_count, test_count

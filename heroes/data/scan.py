@@ -40,11 +40,10 @@ def scan(root, progress: bool = True, workers: int | None = None) -> pandas.Data
     """
     root_path = _checked_root(root)
     entries, extra_rows = _walk(root_path)
-    class_ids = assign_class_ids(entry["label"] for entry in entries if entry["label"])
     rows = extra_rows + _inspect_all(entries, progress, workers)
     for row in rows:
         row["path"] = (root_path / row["relpath"]).as_posix()
-        row["class_id"] = class_ids.get(row["label"], "")
+    name_classes(rows)
     rows.sort(key=lambda row: row["relpath"])
     frame = pandas.DataFrame(rows, columns=COLUMNS)
     for column in INTEGER_COLUMNS:
@@ -111,21 +110,20 @@ def class_id_for(label: str) -> str:
     return safe or f"class_{hashlib.sha1(label.encode('utf-8')).hexdigest()[:8]}"
 
 
-def assign_class_ids(labels) -> dict:
-    """Map each distinct label to a distinct ``class_id``; colliding labels all get a hash suffix.
+def name_classes(rows: list) -> None:
+    """Give each row its ``class_id`` (the normalised folder name) and one display ``label`` per class, in place.
 
-    Suffixing every member of a collision (not all but the first) keeps a label's id
-    independent of which other labels happen to exist.
+    Folder names that normalise alike are one class (``Not a hero``, ``not-a-hero`` and ``NOT_A_HERO`` are all
+    ``not_a_hero``); its label is the first such data-folder name in sorted order, so a probe folder ``batman/``
+    joins the class of ``Batman/``. Code works with ``class_id``; people see ``label``.
     """
-    labels = sorted(set(labels))
-    bases = {label: class_id_for(label) for label in labels}
-    counts = Counter(bases.values())
-    ids = {}
-    for label in labels:
-        base = bases[label]
-        suffix = hashlib.sha1(label.encode("utf-8")).hexdigest()[:6]
-        ids[label] = base if counts[base] == 1 else f"{base}_{suffix}"
-    return ids
+    labelled = [row for row in rows if row["label"]]
+    display = {}
+    for row in sorted(labelled, key=lambda row: (row["role"] != "data", row["label"])):
+        display.setdefault(class_id_for(row["label"]), row["label"])
+    for row in rows:
+        row["class_id"] = class_id_for(row["label"]) if row["label"] else ""
+        row["label"] = display.get(row["class_id"], row["label"])
 
 
 def _checked_root(root) -> Path:

@@ -26,23 +26,44 @@ def interim_file(data_dir, name: str) -> Path:
 
 
 def ordered_labels(labels) -> list:
+    """Labels in the study's class order (matched by class id, so ``Not a hero/`` sorts as ``not_a_hero``), then A-Z."""
     known = {name: index for index, name in enumerate(CLASSES)}
-    return sorted(set(labels), key=lambda label: (known.get(label, len(known)), label))
+    return sorted(set(labels), key=lambda label: (known.get(scan.class_id_for(label), len(known)), label))
+
+
+def labels_for(available, wanted) -> list:
+    """The labels of ``available`` (folder names) that ``wanted`` names, matched by class id (case, spaces, hyphens
+    and underscores do not matter: ``not_a_hero`` finds ``Not a hero``); ``UserError`` naming what is missing."""
+    by_id = {scan.class_id_for(label): label for label in set(available)}
+    missing = [name for name in wanted if scan.class_id_for(name) not in by_id]
+    if missing:
+        raise UserError(f"class(es) {', '.join(missing)} not in the split; it has "
+                        f"{', '.join(ordered_labels(available))}")
+    return [by_id[scan.class_id_for(name)] for name in wanted]
+
+
+def has_classes(available, wanted) -> bool:
+    """Whether every class of ``wanted`` is among the labels ``available`` (matched by class id)."""
+    ids = {scan.class_id_for(label) for label in available}
+    return all(scan.class_id_for(name) in ids for name in wanted)
 
 
 def load_split(data_dir, classes=None) -> pandas.DataFrame:
-    """Notebook 01's split (``<data_dir>/interim/splits.csv``), restricted to ``classes`` when given."""
+    """Notebook 01's split (``<data_dir>/interim/splits.csv``), restricted to ``classes`` (ids or names) when given."""
     splits = split.read_splits(interim_file(data_dir, SPLITS_FILE))
     if classes is None:
         return splits
-    classes = list(classes)
-    missing = [name for name in classes if name not in set(splits["label"])]
-    if missing:
-        known = ", ".join(ordered_labels(splits["label"]))
-        raise UserError(f"class(es) {', '.join(missing)} not in the split; it has {known}")
-    if len(set(classes)) < 2:
-        raise UserError(f"need at least two distinct classes, got {classes}")
-    return splits[splits["label"].isin(classes)].reset_index(drop=True)
+    labels = labels_for(splits["label"], list(classes))
+    if len(set(labels)) < 2:
+        raise UserError(f"need at least two distinct classes, got {list(classes)}")
+    return splits[splits["label"].isin(labels)].reset_index(drop=True)
+
+
+def data_title(splits: pandas.DataFrame) -> str:
+    """What the data holds, for a notebook's opening line: ``10 classes: Batman, Captain Marvel, … (1,500 images)``."""
+    used = splits[splits["split"].isin(split.SPLIT_NAMES)]
+    labels = ordered_labels(used["label"])
+    return f"{len(labels)} classes: {', '.join(labels)} ({len(used):,} images in train/val/test)"
 
 
 def split_counts(splits: pandas.DataFrame) -> pandas.DataFrame:
@@ -70,7 +91,8 @@ def probe_rows(manifest: pandas.DataFrame, classes=None) -> pandas.DataFrame:
         return manifest.iloc[:0].copy()
     probes = manifest[(manifest["role"] == "probe") & (manifest["status"] == "ok")]
     if classes is not None:
-        probes = probes[probes["label"].isin(list(classes))]
+        wanted = {scan.class_id_for(name) for name in classes}
+        probes = probes[probes["label"].map(scan.class_id_for).isin(wanted)]
     order = {label: index for index, label in enumerate(ordered_labels(probes["label"]))}
     return (probes.assign(_order=probes["label"].map(order)).sort_values(["_order", "path"])
             .drop(columns="_order").reset_index(drop=True))

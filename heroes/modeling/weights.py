@@ -244,6 +244,20 @@ def _remedy(files) -> str:
     )
 
 
+_WARNED = set()
+
+
+def _warn_once(message: str) -> None:
+    """A weights warning once per process (a notebook resolves each backbone's weights several times), unless
+    verbose; ``warnings`` alone repeats it from every call site."""
+    from heroes.progress import verbose
+
+    if message in _WARNED and not verbose():
+        return
+    _WARNED.add(message)
+    warnings.warn(message, stacklevel=4)
+
+
 def _offline_imagenet(backbone, weights) -> WeightsChoice:
     """ImageNet weights shipped in an installed package; ``auto`` falls back to random when it is missing."""
     package, locate = OFFLINE_IMAGENET[backbone]
@@ -253,7 +267,7 @@ def _offline_imagenet(backbone, weights) -> WeightsChoice:
         if weights == "imagenet":
             raise
         note = f"{error}: training starts from random initialisation"
-        warnings.warn(f"weights: {RANDOM_UNAVAILABLE}. {note}", stacklevel=3)
+        _warn_once(f"weights: {RANDOM_UNAVAILABLE}. {note}")
         return WeightsChoice(RANDOM_UNAVAILABLE, None, None, True, note)
     note = f"ImageNet weights from the {package} package ({path}), read without torch, sha256 checked"
     return WeightsChoice("imagenet", "imagenet", path, False, note, include_top=False, imagenet=True)
@@ -273,12 +287,12 @@ def _resolve_imagenet(backbone, weights, image_size, include_top) -> WeightsChoi
         note = f"ImageNet weights from {path}"
         if include_top and not top:
             note += "; the classifier file was unavailable, so fc1/fc2 start from random initialisation"
-            warnings.warn(f"{backbone}: {note}", stacklevel=3)
+            _warn_once(f"{backbone}: {note}")
         return WeightsChoice("imagenet", "imagenet", path, False, note, include_top=top, imagenet=True)
     if weights == "auto":
         reasons = "; ".join(problems)
         note = f"ImageNet weights for {backbone} unavailable ({reasons}): training starts from random initialisation"
-        warnings.warn(f"weights: {RANDOM_UNAVAILABLE}. {note}. To use ImageNet, {_remedy(files)}.", stacklevel=3)
+        _warn_once(f"weights: {RANDOM_UNAVAILABLE}. {note}. To use ImageNet, {_remedy(files)}.")
         return WeightsChoice(RANDOM_UNAVAILABLE, None, None, True, note)
     raise UserError(f"ImageNet weights for {backbone} unavailable ({'; '.join(problems)}); {_remedy(files)}")
 
