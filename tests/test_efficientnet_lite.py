@@ -245,13 +245,13 @@ def test_headless_model_ignores_classifier_and_exposes_gradcam_layer():
     assert sum(layer.name.startswith("block7a_") for layer in headless.layers) == 8
 
 
-def photo(array):
-    """Square centre crop, then 224x224 bicubic, as float RGB 0-255."""
+def photo(array, size=224):
+    """Square centre crop, then ``size`` x ``size`` bicubic, as float RGB 0-255."""
     height, width = array.shape[:2]
     side = min(height, width)
     top, left = (height - side) // 2, (width - side) // 2
     image = Image.fromarray(array[top:top + side, left:left + side]).convert("RGB")
-    return numpy.asarray(image.resize((224, 224), Image.BICUBIC), dtype="float32")
+    return numpy.asarray(image.resize((size, size), Image.BICUBIC), dtype="float32")
 
 
 def test_photos_get_their_imagenet_class(model):
@@ -305,3 +305,31 @@ def test_imagenet_resolves_offline_without_a_download(monkeypatch):
     monkeypatch.setattr(weights.urllib.request, "urlopen", lambda *a, **k: pytest.fail("tried the network"))
     choice = weights.resolve_weights("efficientnet_lite0", "auto")
     assert choice.imagenet and not choice.random and choice.path.name == efficientnet_lite.IMAGENET_FILE
+
+
+def test_pretrained_model_exports_a_savedmodel_that_predicts_like_keras(tmp_path):
+    import tensorflow
+
+    from heroes.modeling import build, export, saving
+
+    keras.utils.set_random_seed(0)
+    transfer = build.build_model("efficientnet_lite0", 3, 64, weights="imagenet", policy="study")
+    path = saving.save_model(transfer, tmp_path / "model.keras", ["Batman", "Not a hero", "Superman"])
+    out = export.export_model(path, "savedmodel", tmp_path / "served")
+    images = numpy.stack([photo(skimage.data.chelsea(), 64), photo(skimage.data.coffee(), 64)])
+    loaded = tensorflow.saved_model.load(str(out))  # kept: its functions need the object's variables alive
+    served = loaded.serve(images).numpy()
+    numpy.testing.assert_allclose(served, transfer.predict(images, verbose=0), atol=1e-5)
+
+
+def test_bf16_extraction_of_the_pretrained_prefix_stays_close_to_float32():
+    from heroes.modeling import build, features, surgery
+
+    transfer = build.build_model("efficientnet_lite0", 3, 96, weights="imagenet", policy="linear_probe")
+    prefix, _ = surgery.split_at_first_trainable(transfer)
+    images = numpy.stack([photo(skimage.data.chelsea(), 96), photo(skimage.data.coffee(), 96)])
+    full = features.run_prefix(prefix, images)
+    half = features.run_prefix(features.bfloat16_prefix(prefix), images)
+    # bf16 keeps 8 bits of mantissa: pooled features agree to a few percent of their scale, not to float32 digits
+    assert numpy.abs(half - full).max() < 0.05 * numpy.abs(full).max()
+    assert numpy.corrcoef(half.ravel(), full.ravel())[0, 1] > 0.999
