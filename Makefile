@@ -47,6 +47,8 @@ bench: $(STAMP) ## benchmarks: scan, clean, features, memory, then naive vs cach
 	$(PY) benchmarks/scan_benchmark.py
 	$(PY) benchmarks/clean_benchmark.py
 	$(PY) benchmarks/feature_benchmark.py
+	$(PY) benchmarks/feature_benchmark.py --backbone efficientnet_lite0 --weights imagenet --policy linear_probe
+	HEROES_OFFLINE=1 $(PY) benchmarks/transfer_benchmark.py
 	$(PY) benchmarks/memory_benchmark.py
 	HEROES_OFFLINE=1 $(PY) -m heroes bench
 

@@ -1,8 +1,10 @@
 """Frozen-prefix throughput in float32 vs mixed_bfloat16, the features' relative difference, and cache sizes.
 
     .venv/bin/python benchmarks/feature_benchmark.py --backbone vgg16 --size 224 --images 32 [--out FILE.json]
+    .venv/bin/python benchmarks/feature_benchmark.py --backbone efficientnet_lite0 --weights imagenet --policy linear_probe
 
-Random weights (``weights=None``) cost the same to run as ImageNet ones; images are random 0-255 pixels.
+Random weights (``weights=None``, the default) cost the same to run as ImageNet ones; images are random 0-255
+pixels. The prefix is what the policy freezes (``study`` by default).
 """
 
 import argparse
@@ -17,6 +19,7 @@ import keras  # noqa: E402
 import numpy  # noqa: E402
 
 from heroes import hardware  # noqa: E402
+from heroes.io import write_json  # noqa: E402
 from heroes.modeling import build, features, surgery  # noqa: E402
 
 
@@ -32,10 +35,10 @@ def _timed(prefix, images, batch_size) -> tuple:
     return time.perf_counter() - start, _cpu_seconds() - cpu_start, numpy.concatenate(outputs).astype("float32")
 
 
-def measure(backbone, size, count, batch_size, rounds) -> dict:
+def measure(backbone, size, count, batch_size, rounds, weights=None, policy="study") -> dict:
     """Alternate float32 and bf16 passes ``rounds`` times; the fastest pass of each counts (the CPU is shared)."""
     keras.utils.set_random_seed(0)
-    model = build.build_model(backbone, 6, size, weights=None)
+    model = build.build_model(backbone, 6, size, weights=weights, policy=policy)
     prefix, _ = surgery.split_at_first_trainable(model)
     variants = {"float32": prefix, "bfloat16": features.bfloat16_prefix(prefix)}
     images = numpy.random.default_rng(0).uniform(0, 255, (count, size, size, 3)).astype("float32")
@@ -51,7 +54,8 @@ def measure(backbone, size, count, batch_size, rounds) -> dict:
     values = int(numpy.prod(prefix.output_shape[1:]))
     difference = numpy.linalg.norm(outputs["bfloat16"] - outputs["float32"]) / numpy.linalg.norm(outputs["float32"])
     return {
-        "backbone": backbone, "image_size": size, "images": count, "batch_size": batch_size, "rounds": rounds,
+        "backbone": backbone, "weights": weights, "policy": policy, "image_size": size, "images": count,
+        "batch_size": batch_size, "rounds": rounds,
         "cut": prefix.layers[-1].name, "feature_values": values,
         "float32_images_per_s": round(speed["float32"], 2), "bfloat16_images_per_s": round(speed["bfloat16"], 2),
         "speedup": round(speed["bfloat16"] / speed["float32"], 2),
@@ -61,7 +65,7 @@ def measure(backbone, size, count, batch_size, rounds) -> dict:
         "tf_cpu_allocator_use_bfc": os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", ""),
         "relative_difference": float(difference),
         "kib_per_image_float32": values * 4 / 1024, "kib_per_image_bfloat16": values * 2 / 1024,
-        "bf16_native": hardware.bf16_is_fast(),
+        "bf16_native": hardware.bf16_is_fast(), "machine": hardware.hardware(),
     }
 
 
@@ -72,13 +76,14 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--weights", help="None (default), imagenet, auto or a file")
+    parser.add_argument("--policy", default="study", help="what stays frozen: study (default) or linear_probe")
     parser.add_argument("--out", help="also write the result as JSON here")
     args = parser.parse_args()
-    result = measure(args.backbone, args.size, args.images, args.batch_size, args.rounds)
+    result = measure(args.backbone, args.size, args.images, args.batch_size, args.rounds, args.weights, args.policy)
     print(json.dumps(result, indent=2))
     if args.out:
-        with open(args.out, "w") as handle:
-            json.dump(result, handle, indent=2)
+        write_json(args.out, result)
 
 
 if __name__ == "__main__":
