@@ -41,6 +41,7 @@ def _sets(work: Path, per_class: int, size: int) -> dict:
 
 
 def run(per_class: int, size: int, epochs: int, out: Path) -> dict:
+    commit = _commit()  # the code that runs: read before, not after, the long runs
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
@@ -64,7 +65,7 @@ def run(per_class: int, size: int, epochs: int, out: Path) -> dict:
                   f"[{100 * low:.1f}, {100 * high:.1f}] (n={row['test_n']}), train {row['train_time_s']:.0f} s, "
                   f"extraction {extraction:.0f} s", flush=True)
     record = {"benchmark": "transfer-efficientnet-lite0", "created": datetime.now(timezone.utc).isoformat(),
-              "commit": _commit(), "machine": hardware.hardware(), "command": " ".join(sys.argv),
+              "commit": commit, "machine": hardware.hardware(), "command": " ".join(sys.argv),
               "data": f"embedded synthetic dataset, {per_class} per class at {size} px, no injected defects, "
                       "split 80/10/10 per class (the study's 200/25/25 at 250 per class)",
               "config": {"epochs": epochs, "optimizer": "SGD lr 0.001 momentum 0.9", "batch_size": 16, "seed": 0},
