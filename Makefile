@@ -15,7 +15,7 @@ EPOCHS ?=
 REPRODUCE_ARGS := $(if $(SEEDS),--seeds $(SEEDS)) $(if $(SIZE),--size $(SIZE)) \
 	$(if $(PER_CLASS),--per-class $(PER_CLASS)) $(if $(EPOCHS),--epochs $(EPOCHS))
 
-.PHONY: help setup test unit smoke reproduce bench clean-cache
+.PHONY: help setup test unit smoke reproduce check-reports bench clean-cache
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ test: unit smoke ## everything CI runs: unit tests, then every notebook in the s
 
 reproduce: $(STAMP) ## run notebooks 01-04 with papermill into reports/notebooks and write reports/summary.md
 	$(PY) -m heroes reproduce $(REPRODUCE_ARGS)
+
+check-reports: $(STAMP) ## say whether the committed reports were made by the code as it is now (their run card)
+	$(PY) -c "from heroes.reporting import run_card; problems = run_card.check_reports(); print('\\n'.join(problems) or 'reports match the code')"
 
 bench: $(STAMP) ## benchmarks: scan, clean, features, memory, then naive vs cached training (about an hour)
 	$(PY) benchmarks/scan_benchmark.py

@@ -123,6 +123,8 @@ def reproduce(seeds=None, size=None, per_class=None, epochs=None) -> int:
     """Run the study end to end and say where to look."""
     start = time.perf_counter()
     parameters = overrides(seeds, size, per_class, epochs)
+    # The run card in the notebooks' metrics names the command a person typed, not the kernel's own argv.
+    os.environ.setdefault("HEROES_COMMAND", " ".join(["python -m heroes", *sys.argv[1:]]))
     if not sources.has_images(sources.raw_images_dir()):
         _check_drawable(size)
         print(f"[reproduce] {sources.raw_images_dir()} holds no images: notebook 01 draws the "
