@@ -192,16 +192,17 @@ def gaps(values):
     return pandas.DataFrame(rows)
 
 
-@pytest.mark.parametrize("resnet_gaps, ending", [
-    ((0.2, 0.3), "consistent with the study's impression"),
-    ((-0.1, -0.2), "the opposite of the study's impression"),
-    ((0.2, -0.2), "no consistent sign"),
-])
-def test_gap_sentence_says_whether_the_overfitting_claim_holds(resnet_gaps, ending):
+@pytest.mark.parametrize("resnet_gaps, larger", [((0.2, 0.3), "2 of 2"), ((-0.1, -0.2), "0 of 2"),
+                                                 ((0.2, -0.2), "1 of 2")])
+def test_gap_sentence_never_claims_more_than_a_sign_test_over_seeds(resnet_gaps, larger):
+    # Issue 16: "larger in 0 of 3 seeds" was read as "the opposite of the study's impression"; two seeds cannot
+    # give a sign test below p = 0.5, so every outcome here is "not evidence", with the p-value said.
     values = {("VGG16", 0): 0.0, ("VGG16", 1): 0.05, ("ResNet50", 0): resnet_gaps[0], ("ResNet50", 1): resnet_gaps[1]}
     summary = stats.gap_summary(gaps(values))
     sentence = verdicts.gap_sentence(summary, ("VGG16", "ResNet50"), 150)
-    assert ending in sentence and "150 images" in sentence
+    assert f"larger in {larger} seeds" in sentence and "150 images" in sentence
+    assert "with 2 seeds no outcome can reach p < 0.05" in sentence and "not evidence" in sentence
+    assert "impression" not in sentence and "Keras' running mean" in sentence
 
 
 def test_gap_sentence_with_one_seed_does_not_generalise():
@@ -230,3 +231,70 @@ def test_explained_images_put_disagreements_first_and_refuse_other_test_sets():
 def test_joined_notes_name_each_distinct_note_once():
     assert verdicts.joined_notes({"A": "x", "B": "x", "C": "y"}) == "A, B: x; C: y"
     assert verdicts.joined_notes({}) == ""
+
+
+def test_seeds_keep_notebook_01s_split_unless_asked_to_vary_it():
+    from test_split import fake_manifest
+
+    from heroes.data.split import make_splits
+
+    manifest = fake_manifest({"batman": 30, "deadpool": 30})
+    base = make_splits(manifest, train=20, val=5, test=5, seed=0)
+    fixed = grid.seed_splits(manifest, base, [0, 1, 2])
+    assert all(splits is base for splits in fixed.values())
+    varied = grid.seed_splits(manifest, base, [0, 1, 2], vary_split=True)
+    assert varied[0] is base
+    for seed in (1, 2):
+        counts = pandas.crosstab(varied[seed]["label"], varied[seed]["split"])
+        assert set(counts["train"]) == {20} and set(counts["val"]) == {5} and set(counts["test"]) == {5}
+        assert set(varied[seed].query("split == 'test'")["path"]) != set(base.query("split == 'test'")["path"])
+    one_test_image_less = base.drop(index=base.query("label == 'batman' and split == 'test'").index[0])
+    with pytest.raises(UserError, match="different counts per class"):
+        grid.seed_splits(manifest, one_test_image_less, [0, 1], vary_split=True)
+
+
+def test_train_grid_takes_one_set_for_every_seed_or_one_per_seed():
+    shared = small_sets()
+    assert grid._sets_of(shared, 3) is shared
+    per_seed = {0: shared, 1: small_sets()}
+    assert grid._sets_of(per_seed, 1) is per_seed[1]
+    with pytest.raises(UserError, match="no train/val/test sets for seed 2"):
+        grid._sets_of(per_seed, 2)
+
+
+def test_macro_f1_and_ece_carry_cis_of_9999_resamples():
+    predictions = fake_predictions(0.8, 0)
+    summary = tables.backbone_summary({0: fake_run(predictions, 0)}, {0: predictions}, 0)
+    assert summary["macro_f1_ci"]["n_resamples"] == 9999 and summary["ece_ci"]["n_resamples"] == 9999
+    row = tables.comparison_table({"VGG16": summary}).iloc[0]
+    assert row["ECE 95% CI"] == f"[{summary['ece_ci']['low']:.3f}, {summary['ece_ci']['high']:.3f}]"
+
+
+def test_pooled_table_ends_with_the_pooled_row():
+    from heroes.evaluation import pooled
+
+    a = {seed: fake_predictions(0.6, seed) for seed in (0, 1)}
+    b = {seed: fake_predictions(0.8, seed + 5) for seed in (0, 1)}
+    result = pooled.pooled_comparison(a, b, ("VGG16", "ResNet50"), n_resamples=199)
+    frame = tables.pooled_table(result)
+    assert list(frame["seed"]) == ["0", "1", "pooled"]
+    assert frame.iloc[-1]["difference"] == pytest.approx(result["difference"]["estimate"])
+    assert frame.iloc[-1]["difference"] == pytest.approx(frame.iloc[:2]["difference"].mean())  # same images
+    block = tables.table_block(frame, tables.PER_SEED_FORMATS)
+    assert block["rows"][-1][0] == "pooled"
+    json.dumps(block)
+
+
+def test_runs_without_measured_training_scores_are_retrained_when_asked(tmp_path):
+    test_set = coloured_set(6, 32, 3)
+    record = {"config": grid._recorded(SMALL), "manifest_hash": "hash", "class_names": list(test_set.class_names)}
+    (tmp_path / runs.CONFIG).write_text(json.dumps(record))
+    (tmp_path / runs.METRICS).write_text("{}")
+    pandas.DataFrame({"path": test_set.paths}).to_csv(tmp_path / runs.PREDICTIONS, index=False)
+    history = pandas.DataFrame({"epoch": [1], "loss": [1.0], "accuracy": [0.5], "val_loss": [1.1], "val_accuracy": [0.4]})
+    history.to_csv(tmp_path / runs.HISTORY, index=False)
+    assert grid.reuse_problem(tmp_path, SMALL, "hash", test_set, False) is None
+    assert grid.reuse_problem(tmp_path, SMALL, "hash", test_set, False, require_train_eval=True) == \
+        "trained before training-set evaluation (no train_eval_* columns in history.csv)"
+    history.assign(train_eval_loss=[0.9], train_eval_accuracy=[0.6]).to_csv(tmp_path / runs.HISTORY, index=False)
+    assert grid.reuse_problem(tmp_path, SMALL, "hash", test_set, False, require_train_eval=True) is None

@@ -7,6 +7,7 @@ import math
 import numpy
 import pandas
 import pytest
+from scipy.stats import binomtest
 from sklearn.metrics import f1_score
 
 from heroes import io
@@ -207,10 +208,11 @@ def test_mcnemar_identical_predictions():
     assert (result["b"], result["c"], result["p_value"]) == (0, 0, 1.0)
 
 
-def test_mcnemar_chi_square_with_many_discordant_pairs():
+def test_mcnemar_stays_exact_with_many_discordant_pairs():
+    # Issue 16: no switch to chi-square at 25 discordant pairs; the exact binomial test at every count.
     result = stats.mcnemar(*discordant(10, 20))
-    assert result["method"].startswith("chi-square")
-    assert result["statistic"] == pytest.approx(81 / 30)
+    assert result["method"] == "exact"
+    assert result["p_value"] == pytest.approx(binomtest(10, 30, 0.5).pvalue)
 
 
 def test_different_test_sets_are_refused():
@@ -247,22 +249,22 @@ def test_compare_models_and_verdict_no_difference():
     assert not comparison["supports_difference"]
     sentence = verdicts.verdict_sentence(comparison)
     assert sentence.startswith("On 50 test images VGG16 scored")
-    assert "difference of 4.0 points in VGG16's favour" in sentence
-    assert "exact McNemar p = 0.62" in sentence and sentence.endswith("is not evidence of a real difference.")
+    assert "ResNet50 − VGG16 = −4.0 points" in sentence  # one sign convention: B − A (issue 16)
+    assert "exact McNemar p = 0.62, mid-p = 0.38" in sentence and sentence.endswith("is not evidence of a real difference.")
 
 
 def test_verdict_names_the_better_model_when_supported():
     a, b = discordant(1, 16, agree=60)
     comparison = stats.compare_models(a, b, ("VGG16", "ResNet50"), n_resamples=999)
     assert comparison["supports_difference"]
-    assert comparison["accuracy_difference"]["high"] < 0
-    assert "in ResNet50's favour" in verdicts.verdict_sentence(comparison)
+    assert comparison["accuracy_difference"]["low"] > 0  # B − A: positive favours ResNet50
+    assert "ResNet50 − VGG16 = +19.5 points" in verdicts.verdict_sentence(comparison)
     assert "is evidence that ResNet50 is more accurate than VGG16" in verdicts.verdict_sentence(comparison)
 
 
 def test_verdict_says_when_the_two_tests_disagree():
     comparison = stats.compare_models(*discordant(0, 5, agree=45), ("VGG16", "ResNet50"), n_resamples=999)
-    assert comparison["accuracy_difference"]["high"] < 0 and comparison["mcnemar"]["p_value"] == 0.0625
+    assert comparison["accuracy_difference"]["low"] > 0 and comparison["mcnemar"]["p_value"] == 0.0625
     assert not comparison["supports_difference"]
     assert verdicts.verdict_sentence(comparison).endswith("is not clear evidence of a real difference: the bootstrap interval "
                                           "and McNemar's test disagree.")

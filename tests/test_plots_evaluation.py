@@ -76,3 +76,18 @@ def test_per_class_scores(tmp_path, models):
 def test_no_models_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="at least one model"):
         scores.confusion_matrices({}, tmp_path / "x.png")
+
+
+def test_measured_gap_figure_rings_each_best_epoch(tmp_path):
+    from heroes.evaluation import overfitting
+
+    def measured(final_val, seed):
+        frame = history(final_val, seed)
+        return frame.assign(train_eval_loss=frame["loss"] * 0.9, train_eval_accuracy=frame["accuracy"] + 0.02)
+
+    gaps = overfitting.measured_gap_frame({("VGG16", 0): measured(0.85, 0), ("ResNet50", 0): measured(0.7, 1)})
+    path = tmp_path / "measured.png"
+    saved = scores.measured_gap_figure(gaps, path)
+    assert_png(saved, path)
+    titles = [axis.get_title() for axis in saved.figure.axes]
+    assert "Train − validation accuracy (measured)" in titles and "Validation − train loss (measured)" in titles

@@ -6,8 +6,8 @@ import pytest
 
 from heroes.reporting.summary import COMPARISON_FILE, REPRODUCE_FILE, SCHEMA_04, markdown_table, write_summary
 
-VERDICT = ("On 150 test images VGG16 scored 80.0% [72.7, 86.1] and ResNet50 74.7% [66.9, 81.5]; the difference of "
-           "5.3 points in VGG16's favour (95% CI −2.7 to 13.3; exact McNemar p = 0.21) is not evidence of a real "
+VERDICT = ("On 150 test images VGG16 scored 80.0% [72.7, 86.1] and ResNet50 74.7% [66.9, 81.5]; ResNet50 − VGG16 = "
+           "−5.3 points (95% CI −13.3 to 2.7; exact McNemar p = 0.21, mid-p = 0.17) is not evidence of a real "
            "difference.")
 FIGURES = {"Learning curves": "figures/04-learning-curves.png", "Grad-CAM": "figures/04-gradcam.png",
            "Top losses, ResNet50": "figures/04-top-losses-resnet50.png"}
@@ -168,3 +168,31 @@ def test_reproduce_timings_round_trip_into_the_run_card(reports_dir):
     card = summary(reports_dir).split("## Run card", 1)[1]
     assert "01-data-cleaning 1.5 min; total 1.6 min (`make reproduce`)" in card
     assert "## reproduce" not in summary(reports_dir)  # the timings file is a run card, not a notebook
+
+
+def test_pooled_verdict_sign_convention_baselines_and_traceable_run_card(tmp_path):
+    record = comparison()
+    record |= {"sign_convention": "Differences are ResNet50 − VGG16 throughout: positive favours ResNet50.",
+               "verdict": "Pooled over 3 seeds on the same 150 test images, mean test accuracy was …",
+               "first_seed_verdict": VERDICT,
+               "pooled": {"n_seeds": 3, "table": {"columns": ["seed", "difference"],
+                                                  "rows": [["0", "+0.087"], ["pooled", "+0.042"]]}},
+               "baselines": {"majority class": {"test_accuracy": 0.167}},
+               "overfitting": {"sentence": "Overfitting not assessable: validation loss still falling at the last "
+                                           "epoch in all 6 runs", "table": None}}
+    record["run_card"] |= {"commit": "c0ffee" * 6 + "beef", "dirty": True, "dirty_paths": ["heroes/x.py"],
+                           "command": "make reproduce SEEDS=3"}
+    write(tmp_path, COMPARISON_FILE, record)
+    text = summary(tmp_path)
+    assert "**Sign convention.** Differences are ResNet50 − VGG16 throughout" in text
+    assert "**Verdict, pooled over seeds.** Pooled over 3 seeds" in text
+    assert "| pooled | +0.042 |" in text and "First seed alone (seed 0's run of each model" in text
+    assert "Baselines in the table (majority class)" in text
+    assert "**Overfitting.** Overfitting not assessable" in text
+    card = text.split("## Run card", 1)[1]
+    assert f"| git commit | `{'c0ffee' * 6 + 'beef'}` plus uncommitted changes to `heroes/x.py` |" in card
+    assert "| command | `make reproduce SEEDS=3` |" in card and "bf16 native: False" in card
+
+
+def test_a_run_card_without_a_commit_says_it_cannot_be_traced(reports_dir):
+    assert "| git commit | — (not recorded: these reports cannot be traced to code) |" in summary(reports_dir)

@@ -3,6 +3,7 @@
 Notebook 04 calls these; the statistics themselves live in ``heroes.evaluation.stats``. With random weights (no ImageNet),
 ``shared_initialisation`` gives every seed the first seed's backbone initialisation, as ImageNet weights would be
 shared: seeds then vary only the new layers and the batch order, and the frozen-feature cache is computed once.
+``seed_splits`` (``vary_split=True``) lets later seeds draw their own group-aware split of the same sizes too.
 """
 
 import dataclasses
@@ -12,7 +13,10 @@ from pathlib import Path
 import pandas
 
 from heroes.config import TrainConfig, to_dict
+from heroes.data.arrays import load_split_arrays
+from heroes.data.split import make_splits
 from heroes.errors import UserError
+from heroes.evaluation.overfitting import TRAIN_EVAL_COLUMNS
 from heroes.io import atomic_path
 from heroes.modeling import build, features, runs, surgery, train
 from heroes.modeling.backbones import get_backbone
@@ -80,6 +84,53 @@ def run_configs(backbones, seeds, base: TrainConfig, num_classes: int, models_di
     return configs
 
 
+def _per_class_counts(splits: pandas.DataFrame) -> dict:
+    """{split: images per class} of a count-based split; ``UserError`` when classes differ (no count reproduces it)."""
+    table = pandas.crosstab(splits["label"], splits["split"])
+    counts = {}
+    for name in ("train", "val", "test"):
+        values = set(table[name]) if name in table.columns else {0}
+        if len(values) != 1:
+            raise UserError(f"the {name} split has different counts per class ({sorted(values)}): a split per seed "
+                            "needs the same count for every class; pass vary_split=False to keep notebook 01's split")
+        counts[name] = int(values.pop())
+    return counts
+
+
+def seed_splits(manifest: pandas.DataFrame, splits: pandas.DataFrame, seeds, vary_split=False) -> dict:
+    """{seed: splits frame}. By default every seed uses ``splits`` (notebook 01's), so seeds vary only the training.
+
+    With ``vary_split`` the first seed keeps ``splits`` and every later seed gets its own group-aware split of
+    ``manifest`` (``heroes.data.split.make_splits`` seeded with the training seed, same per-class sizes): seeds then
+    also vary which images train, validate and test, and the spread over seeds includes the split.
+    """
+    seeds = [int(seed) for seed in seeds]
+    if not vary_split:
+        return {seed: splits for seed in seeds}
+    counts = _per_class_counts(splits)
+    return {seed: splits if index == 0 else make_splits(manifest, counts["train"], counts["val"], counts["test"], seed)
+            for index, seed in enumerate(seeds)}
+
+
+def seed_sets(splits_by_seed: dict, image_size: int, cache_dir=None, progress=False) -> dict:
+    """{seed: {train, val, test: ImageSet}} for ``train_grid``; seeds sharing one splits frame share one set."""
+    loaded, result = {}, {}
+    for seed, splits in splits_by_seed.items():
+        if id(splits) not in loaded:
+            loaded[id(splits)] = load_split_arrays(splits, image_size, cache_dir=cache_dir, progress=progress)
+        result[seed] = loaded[id(splits)]
+    return result
+
+
+def _sets_of(sets: dict, seed) -> dict:
+    """The train/val/test sets of ``seed``: ``sets`` itself, or ``sets[seed]`` when keyed by seed."""
+    if "test" in sets:
+        return sets
+    if seed not in sets:
+        raise UserError(f"no train/val/test sets for seed {seed} (sets are given for seeds {sorted(sets)})")
+    return sets[seed]
+
+
 def describe_configs(configs: dict) -> pandas.DataFrame:
     """One row per planned run: backbone, seed, policy and what its weights start from."""
     rows, first = [], {}
@@ -97,8 +148,9 @@ def _recorded(config: TrainConfig) -> dict:
     return json.loads(json.dumps(to_dict(train.final_config(config)), default=str))
 
 
-def reuse_problem(run_dir, config, manifest_hash, test_set, need_model) -> str | None:
-    """Why ``run_dir`` cannot stand in for training ``config`` on this data (None: it can)."""
+def reuse_problem(run_dir, config, manifest_hash, test_set, need_model, require_train_eval=False) -> str | None:
+    """Why ``run_dir`` cannot stand in for training ``config`` on this data (None: it can); ``require_train_eval``
+    also refuses a run whose history lacks the measured training-set scores (``train_eval_*``)."""
     run_dir = Path(run_dir)
     needed = [runs.CONFIG, runs.HISTORY, runs.METRICS, runs.PREDICTIONS] + ([runs.MODEL] if need_model else [])
     missing = [name for name in needed if not (run_dir / name).is_file()]
@@ -112,35 +164,44 @@ def reuse_problem(run_dir, config, manifest_hash, test_set, need_model) -> str |
     paths = pandas.read_csv(run_dir / runs.PREDICTIONS, usecols=["path"], keep_default_na=False)["path"]
     if list(paths) != list(test_set.paths):
         return "evaluated on another test set"
+    logged = pandas.read_csv(run_dir / runs.HISTORY, nrows=0).columns
+    if require_train_eval and not set(TRAIN_EVAL_COLUMNS) <= set(logged):
+        return "trained before training-set evaluation (no train_eval_* columns in history.csv)"
     return None
 
 
-def find_finished_run(models_dir, config, manifest_hash, test_set, need_model=False) -> Path | None:
+def find_finished_run(models_dir, config, manifest_hash, test_set, need_model=False,
+                      require_train_eval=False) -> Path | None:
     """A finished run under ``models_dir`` (any name, e.g. notebook 03's) of exactly ``config`` on this data."""
     pattern = f"*-{config.backbone}-{config.policy}-s{config.seed}"
     candidates = sorted(Path(models_dir).glob(pattern)) if Path(models_dir).is_dir() else []
     return next((path for path in candidates
-                 if reuse_problem(path, config, manifest_hash, test_set, need_model) is None), None)
+                 if reuse_problem(path, config, manifest_hash, test_set, need_model, require_train_eval) is None),
+                None)
 
 
 def train_grid(configs: dict, sets: dict, models_dir, manifest_hash, cache_dir, name="compare", reuse=True,
-               model_seed=None, progress=True) -> dict:
+               model_seed=None, progress=True, require_train_eval=False) -> dict:
     """Train (or reuse) every run of ``configs``; {(backbone, seed): RunResult} read back from disk, models not loaded.
 
-    Only ``model_seed``'s runs (default: the first seed) save their ``.keras`` model: the one explained, timed and
-    weighed; the others keep every number and prediction but not the ~0.5 GB VGG16 file.
+    ``sets``: {train, val, test: ImageSet} shared by every seed, or {seed: {train, val, test}} (``seed_sets``) when
+    seeds vary the split. Only ``model_seed``'s runs (default: the first seed) save their ``.keras`` model: the one
+    explained, timed and weighed; the others keep every number and prediction but not the ~0.5 GB VGG16 file.
+    ``require_train_eval``: retrain rather than reuse runs trained before ``TrainSetEvaluation`` logged
+    ``train_eval_*`` (measured overfitting needs them).
     """
     models_dir = Path(models_dir)
     model_seed = next(iter(configs))[1] if model_seed is None else model_seed
     results = {}
     for (backbone, seed), config in configs.items():
-        need_model = seed == model_seed
-        found = find_finished_run(models_dir, config, manifest_hash, sets["test"], need_model) if reuse else None
+        need_model, run_sets = seed == model_seed, _sets_of(sets, seed)
+        found = (find_finished_run(models_dir, config, manifest_hash, run_sets["test"], need_model, require_train_eval)
+                 if reuse else None)
         if found is not None:
             if progress:
                 print(f"{backbone} seed {seed}: reusing the finished run {found} (same config, data and test set)")
         else:  # the in-memory model is let go: only its run directory is kept
-            found = train.train_run(config, sets, name=name, run_dir=runs.default_run_dir(name, config, models_dir),
+            found = train.train_run(config, run_sets, name=name, run_dir=runs.default_run_dir(name, config, models_dir),
                                     manifest_hash=manifest_hash, cache_dir=cache_dir, progress=progress,
                                     save_model=need_model).run_dir
         results[backbone, seed] = runs.read_run(found)

@@ -13,9 +13,10 @@ from heroes.evaluation.predictions import align
 
 
 def per_seed_comparisons(predictions: dict, pair, seeds, labels=None, n_resamples=9999) -> pandas.DataFrame:
-    """The paired comparison repeated for each seed: A - B accuracy with its bootstrap CI and McNemar's p.
+    """The paired comparison repeated for each seed: B - A accuracy with its bootstrap CI and exact McNemar p.
 
-    ``predictions``: {(backbone, seed): Predictions}; ``pair``: the two backbones; ``labels``: their display names.
+    ``predictions``: {(backbone, seed): Predictions}; ``pair``: the two backbones (A, B); ``labels``: their display
+    names. ``difference`` follows ``SIGN_CONVENTION`` (B - A, positive favours B), as every table and sentence does.
     """
     first, second = labels or pair
     rows = []
@@ -25,7 +26,8 @@ def per_seed_comparisons(predictions: dict, pair, seeds, labels=None, n_resample
         test = mcnemar(a, b)
         rows.append({"seed": seed, f"{first} accuracy": a.correct.mean(), f"{second} accuracy": b.correct.mean(),
                      "difference": difference["estimate"], "CI low": difference["low"], "CI high": difference["high"],
-                     f"only {first} right": test["b"], f"only {second} right": test["c"], "McNemar p": test["p_value"]})
+                     f"only {first} right": test["b"], f"only {second} right": test["c"], "McNemar p": test["p_value"],
+                     "mid-p": test["mid_p_value"]})
     return pandas.DataFrame(rows)
 
 
@@ -48,24 +50,42 @@ def gap_summary(gaps: pandas.DataFrame) -> pandas.DataFrame:
 
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
-# Below this many discordant pairs the chi-square approximation of McNemar's test is poor (Rosner; statsmodels).
-EXACT_MCNEMAR_BELOW = 25
+# One orientation for every paired difference in tables and sentences (issue 16: summary.md used to mix both).
+SIGN_CONVENTION = "difference = B − A (the second model minus the first): positive favours B"
+
+
+def bin_index(confidence, n_bins=10) -> numpy.ndarray:
+    """Equal-width bin of each confidence: [k/n, (k+1)/n), the last bin closed at 1.0.
+
+    Edges are k / n_bins, the same doubles as the literals (0.3), where ``numpy.linspace`` gives
+    0.30000000000000004 and sent a confidence of exactly 0.3 into [0.2, 0.3).
+    """
+    edges = numpy.arange(n_bins + 1) / n_bins
+    return numpy.clip(numpy.searchsorted(edges, confidence, side="right") - 1, 0, n_bins - 1)
 
 
 def reliability_table(confidence, correct, n_bins=10) -> pandas.DataFrame:
     """Per equal-width confidence bin on [0, 1]: count, mean confidence and accuracy (NaN when empty).
 
-    Bins are [lo, hi) except the last, which is [0.9, 1.0] with ten bins (``scipy.stats.binned_statistic``).
+    Bins are [lo, hi) except the last, which is [0.9, 1.0] with ten bins (``bin_index``).
     """
     confidence, correct = numpy.asarray(confidence, float), numpy.asarray(correct, float)
-    edges = numpy.linspace(0.0, 1.0, n_bins + 1)
-    count = stats.binned_statistic(confidence, correct, "count", bins=edges).statistic
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # empty bins: mean of nothing is NaN, which we want
-        mean_confidence = stats.binned_statistic(confidence, confidence, "mean", bins=edges).statistic
-        accuracy = stats.binned_statistic(confidence, correct, "mean", bins=edges).statistic
+    index = bin_index(confidence, n_bins)
+    count = numpy.bincount(index, minlength=n_bins)
+    with numpy.errstate(invalid="ignore"):  # empty bins: 0 / 0 is NaN, which we want
+        mean_confidence = numpy.bincount(index, confidence, n_bins) / count
+        accuracy = numpy.bincount(index, correct, n_bins) / count
+    edges = numpy.arange(n_bins + 1) / n_bins
     return pandas.DataFrame({"bin_lower": edges[:-1], "bin_upper": edges[1:], "count": count.astype(int),
                              "confidence": mean_confidence, "accuracy": accuracy})
+
+
+def _ece_vectorised(confidence, correct, n_bins=10, axis=-1):
+    """ECE along ``axis`` for many bootstrap resamples at once: sum over bins of |sum(correct - confidence)| / n."""
+    index = bin_index(confidence, n_bins)
+    residual = numpy.asarray(correct, float) - confidence
+    total = sum(numpy.abs(numpy.sum(numpy.where(index == k, residual, 0.0), axis=axis)) for k in range(n_bins))
+    return total / numpy.shape(confidence)[axis]
 
 
 def expected_calibration_error(confidence, correct, n_bins=10) -> float:
@@ -152,23 +172,25 @@ def _macro_f1_vectorised(y_true, y_pred, classes, axis=-1):
     return numpy.mean(scores, axis=0)
 
 
-def bootstrap_ci(statistic, data, *, n_resamples=9999, confidence_level=0.95, seed=0, method="BCa") -> dict:
-    """Paired bootstrap CI with ``scipy.stats.bootstrap``: rows of every array in ``data`` are resampled together.
+def bootstrap_ci(statistic, data, *, n_resamples=9999, confidence_level=0.95, seed=0, method="BCa",
+                 paired=True) -> dict:
+    """Bootstrap CI with ``scipy.stats.bootstrap``: rows of every array in ``data`` are resampled together
+    (``paired=False``: each array resampled on its own, e.g. one per seed when seeds score different images).
 
     BCa by default (better coverage than percentile for skewed statistics such as accuracy near 100%). BCa is
     undefined when every resample gives the same value (e.g. all predictions correct); then the percentile
     interval is used, which collapses to a point, and ``note`` says so.
     """
     data = tuple(numpy.asarray(array) for array in data)
-    if len(data[0]) < 2:
-        raise UserError(f"a bootstrap needs at least 2 test images, got {len(data[0])}")
+    if min(len(array) for array in data) < 2:
+        raise UserError(f"a bootstrap needs at least 2 test images, got {min(len(array) for array in data)}")
     estimate = float(statistic(*data, axis=-1))
 
     def run(how):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # degeneracy is detected from the NaN result below, then explained
             result = stats.bootstrap(data, statistic, n_resamples=n_resamples, confidence_level=confidence_level,
-                                     method=how, paired=True, vectorized=True, rng=numpy.random.default_rng(seed))
+                                     method=how, paired=paired, vectorized=True, rng=numpy.random.default_rng(seed))
         return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
     low, high, note = *run(method), ""
@@ -196,39 +218,91 @@ def macro_f1_ci(predictions, **options) -> dict:
                         (predictions.labels, predictions.predicted), **options)
 
 
+def ece_ci(predictions, n_bins=10, **options) -> dict:
+    """Bootstrap CI of the ECE (``n_bins`` equal-width bins), resampling images (confidence and correctness together).
+
+    ECE over 150 images and 10 bins moves by several points between resamples: compare models only with this.
+    """
+    return bootstrap_ci(lambda confidence, correct, axis=-1: _ece_vectorised(confidence, correct, n_bins, axis),
+                        (predictions.confidence, predictions.correct.astype(float)), **options)
+
+
 def difference_ci(predictions_a, predictions_b, metric="accuracy", **options) -> dict:
-    """Paired bootstrap CI of metric(A) - metric(B) on the same test images, resampled jointly."""
+    """Paired bootstrap CI of metric(B) - metric(A) on the same test images, resampled jointly (``SIGN_CONVENTION``)."""
     a, b = align(predictions_a, predictions_b)
     if metric == "accuracy":
-        return bootstrap_ci(lambda x, y, axis=-1: numpy.mean(x, axis=axis) - numpy.mean(y, axis=axis),
-                            (a.correct.astype(float), b.correct.astype(float)), **options)
-    if metric == "macro_f1":
+        result = bootstrap_ci(lambda x, y, axis=-1: numpy.mean(y, axis=axis) - numpy.mean(x, axis=axis),
+                              (a.correct.astype(float), b.correct.astype(float)), **options)
+    elif metric == "macro_f1":
         classes = _present_classes(a)
-        return bootstrap_ci(lambda y, p, q, axis=-1: _macro_f1_vectorised(y, p, classes, axis)
-                            - _macro_f1_vectorised(y, q, classes, axis), (a.labels, a.predicted, b.predicted),
-                            **options)
-    raise ValueError(f"metric must be 'accuracy' or 'macro_f1', got {metric!r}")
+        result = bootstrap_ci(lambda y, p, q, axis=-1: _macro_f1_vectorised(y, q, classes, axis)
+                              - _macro_f1_vectorised(y, p, classes, axis), (a.labels, a.predicted, b.predicted),
+                              **options)
+    else:
+        raise ValueError(f"metric must be 'accuracy' or 'macro_f1', got {metric!r}")
+    return {**result, "direction": "B − A"}
 
 
-def mcnemar(predictions_a, predictions_b, exact_below=EXACT_MCNEMAR_BELOW) -> dict:
-    """McNemar's test on discordant pairs: exact binomial when fewer than ``exact_below``, else chi-square (CC).
+def mcnemar_test(only_a: int, only_b: int) -> dict:
+    """The exact McNemar test on discordant counts, the project's one paired test, named before any result.
 
-    b counts images A gets right and B wrong; c the reverse. Two-sided.
+    ``only_a`` (b): pairs only A gets right; ``only_b`` (c): pairs only B gets right. Two-sided exact binomial
+    p-value (``scipy.stats.binomtest``, b ~ Binomial(b + c, 1/2)) for every count: no switch to chi-square, whose
+    continuity correction moved p at the old 25-pair switch and gave p = 0.845 for b = c = 13 (exact: 1).
+    The mid-p (Fagerland, Lydersen & Laake 2013: 2 P(X <= min) - P(X = min)) stands beside it, less conservative.
     """
-    a, b = align(predictions_a, predictions_b)
-    only_a = int(numpy.sum(a.correct & ~b.correct))
-    only_b = int(numpy.sum(~a.correct & b.correct))
+    only_a, only_b = int(only_a), int(only_b)
     discordant = only_a + only_b
     if discordant == 0:
-        return {"b": 0, "c": 0, "statistic": 0.0, "p_value": 1.0, "method": "exact",
+        return {"b": 0, "c": 0, "statistic": 0.0, "p_value": 1.0, "mid_p_value": 1.0, "method": "exact",
                 "note": "no discordant pairs: the two models err on exactly the same images"}
-    if discordant < exact_below:
-        p_value = stats.binomtest(only_a, discordant, 0.5).pvalue
-        return {"b": only_a, "c": only_b, "statistic": float(min(only_a, only_b)), "p_value": float(p_value),
-                "method": "exact", "note": ""}
-    statistic = (abs(only_a - only_b) - 1) ** 2 / discordant  # Edwards' continuity correction
-    return {"b": only_a, "c": only_b, "statistic": float(statistic), "p_value": float(stats.chi2.sf(statistic, 1)),
-            "method": "chi-square, continuity-corrected", "note": ""}
+    smaller = min(only_a, only_b)
+    mid_p = 2 * stats.binom.cdf(smaller, discordant, 0.5) - stats.binom.pmf(smaller, discordant, 0.5)
+    return {"b": only_a, "c": only_b, "statistic": float(smaller),
+            "p_value": float(stats.binomtest(only_a, discordant, 0.5).pvalue), "mid_p_value": float(min(1.0, mid_p)),
+            "method": "exact", "note": ""}
+
+
+def discordant_counts(predictions_a, predictions_b) -> tuple:
+    """(only A right, only B right, both right, both wrong) on the aligned test images."""
+    a, b = align(predictions_a, predictions_b)
+    return (int(numpy.sum(a.correct & ~b.correct)), int(numpy.sum(~a.correct & b.correct)),
+            int(numpy.sum(a.correct & b.correct)), int(numpy.sum(~a.correct & ~b.correct)))
+
+
+def mcnemar(predictions_a, predictions_b) -> dict:
+    """``mcnemar_test`` on two models' predictions of the same images: b = only A right, c = only B right."""
+    only_a, only_b, _, _ = discordant_counts(predictions_a, predictions_b)
+    return mcnemar_test(only_a, only_b)
+
+
+def cochran_mantel_haenszel(tables) -> dict:
+    """Cochran-Mantel-Haenszel test that K 2 x 2 tables share an odds ratio of 1; no continuity correction.
+
+    ``tables``: (K, 2, 2) counts, rows the groups, columns the outcome. The textbook statistic (Agresti,
+    Categorical Data Analysis, 3rd ed., section 6.4): [sum_k (n11k - E n11k)]^2 / sum_k Var n11k, with
+    E n11k = n1+k n+1k / n++k and Var n11k = n1+k n2+k n+1k n+2k / (n++k^2 (n++k - 1)), against chi-square(1).
+    Written out because statsmodels (``StratifiedTable.test_null_odds``) is not a dependency of this project and
+    scipy has no CMH. Strata of fewer than 2 observations carry no information and are skipped.
+    """
+    tables = numpy.asarray(tables, dtype=float).reshape(-1, 2, 2)
+    tables = tables[tables.sum(axis=(1, 2)) > 1]
+    n = tables.sum(axis=(1, 2))
+    rows, columns = tables.sum(axis=2), tables.sum(axis=1)
+    expected = rows[:, 0] * columns[:, 0] / n
+    variance = float(numpy.sum(rows[:, 0] * rows[:, 1] * columns[:, 0] * columns[:, 1] / (n**2 * (n - 1))))
+    deviation = float(tables[:, 0, 0].sum() - expected.sum())
+    if variance == 0:
+        return {"statistic": math.nan, "p_value": 1.0, "strata": len(tables), "note": "no informative stratum"}
+    statistic = deviation**2 / variance
+    return {"statistic": statistic, "p_value": float(stats.chi2.sf(statistic, 1)), "strata": len(tables), "note": ""}
+
+
+def matched_pair_tables(only_a, only_b, both_right=0, both_wrong=0) -> numpy.ndarray:
+    """One 2 x 2 stratum per matched pair (rows: model A, model B; columns: right, wrong), as CMH for matched pairs
+    needs: with pairs as strata the CMH statistic is McNemar's (b - c)^2 / (b + c) (Agresti, section 11.1)."""
+    kinds = numpy.array([[[1, 0], [0, 1]], [[0, 1], [1, 0]], [[1, 0], [1, 0]], [[0, 1], [0, 1]]])
+    return numpy.repeat(kinds, [int(only_a), int(only_b), int(both_right), int(both_wrong)], axis=0)
 
 
 def _model_summary(predictions, options):
@@ -240,20 +314,22 @@ def _model_summary(predictions, options):
 
 
 def compare_models(predictions_a, predictions_b, names=("model A", "model B"), **options) -> dict:
-    """Both models' accuracy and macro-F1 with CIs, paired bootstrap CIs of A - B, and McNemar's test.
+    """Both models' accuracy and macro-F1 with CIs, paired bootstrap CIs of B - A, and the exact McNemar test.
 
-    ``options`` go to ``bootstrap_ci`` (n_resamples, confidence_level, seed, method).
+    ``options`` go to ``bootstrap_ci`` (n_resamples, confidence_level, seed, method). Differences follow
+    ``SIGN_CONVENTION``: B - A, positive favours ``names[1]``; ``direction`` spells it with the names.
     """
     if len(names) != 2 or names[0] == names[1]:
         raise ValueError(f"names must be two different model names, got {names!r}")
     a, b = align(predictions_a, predictions_b)
-    difference = difference_ci(a, b, "accuracy", **options)
+    direction = f"{names[1]} − {names[0]}"
+    difference = {**difference_ci(a, b, "accuracy", **options), "direction": direction}
     test = mcnemar(a, b)
     return {
-        "n": len(a), "names": list(names),
+        "n": len(a), "names": list(names), "direction": direction,
         "models": {names[0]: _model_summary(a, options), names[1]: _model_summary(b, options)},
         "accuracy_difference": difference,
-        "macro_f1_difference": difference_ci(a, b, "macro_f1", **options),
+        "macro_f1_difference": {**difference_ci(a, b, "macro_f1", **options), "direction": direction},
         "mcnemar": test,
         "supports_difference": bool((difference["low"] > 0 or difference["high"] < 0) and test["p_value"] < 0.05),
     }
@@ -276,7 +352,8 @@ def seed_spread(values_by_seed) -> dict:
 def overfitting_gap(history_frame) -> pandas.DataFrame:
     """Per epoch: train minus validation accuracy (positive = overfitting) and loss (negative = overfitting).
 
-    Extra columns (run, seed, model...) are kept so several runs can share one frame.
+    Extra columns (run, seed, model...) are kept so several runs can share one frame. "train" here is Keras' running
+    mean over the epoch, biased against end-of-epoch validation: ``heroes.evaluation.overfitting`` measures instead.
     """
     missing = [column for column in HISTORY_COLUMNS if column not in history_frame.columns]
     if missing:
@@ -289,11 +366,14 @@ def overfitting_gap(history_frame) -> pandas.DataFrame:
 
 
 def headline_metrics(predictions, n_bins=10, **options) -> dict:
-    """Numbers to merge into a run's metrics for ``comparison_table``; the accuracy CI is the exact binomial one."""
+    """Numbers to merge into a run's metrics for ``comparison_table``; the accuracy CI is the exact binomial one.
+
+    macro-F1 and ECE carry bootstrap CIs (``options`` go to ``bootstrap_ci``; 9,999 resamples by default).
+    """
     point = classification_metrics(predictions, n_bins)
     return {"test_n": point["n"], "test_accuracy": point["accuracy"],
             "test_accuracy_ci": list(clopper_pearson(int(predictions.correct.sum()), len(predictions))),
             "test_accuracy_ci_method": "Clopper-Pearson exact binomial",
             "macro_f1": point["macro_f1"], "macro_f1_ci": macro_f1_ci(predictions, **options),
-            "ece": point["ece"], "ece_bins": n_bins, "log_loss": point["log_loss"],
-            "roc_auc_ovr_macro": point["roc_auc_ovr_macro"]}
+            "ece": point["ece"], "ece_ci": ece_ci(predictions, n_bins, **options), "ece_bins": n_bins,
+            "log_loss": point["log_loss"], "roc_auc_ovr_macro": point["roc_auc_ovr_macro"]}

@@ -6,9 +6,12 @@ notebook's file defensively (see ``_other_notebook``), and ``reproduce.json`` (p
 
 Notebook 04's file (``SCHEMA_04``) holds: ``weights`` ({backbone: {source, random, note}}), ``weights_random``,
 ``data`` ({source: "embedded" | "user", note, embedded_settings, manifest_hash, splits, class_names}), ``config``,
-``table``/``per_seed``/``overfitting.table`` ({columns, rows} of display strings), ``verdict``, ``comparison``
-(``heroes.evaluation.stats.compare_models`` plus ``pairing``), ``seed_note``, ``overfitting.sentence``, ``figures``
-({caption: path relative to reports_dir}) and ``run_card`` ({versions, hardware, seeds, wall_time_s, ...}).
+``table``/``per_seed``/``overfitting.table``/``pooled.table`` ({columns, rows} of display strings; baselines are
+rows of ``table``), ``sign_convention`` (one sentence: every difference is B − A), ``verdict`` (pooled over seeds),
+``first_seed_verdict``, ``comparison`` (``heroes.evaluation.stats.compare_models`` plus ``pairing``), ``pooled``
+(``heroes.evaluation.pooled.pooled_comparison``), ``baselines`` ({name: numbers}), ``seed_note``,
+``overfitting.sentence``, ``figures`` ({caption: path relative to reports_dir}) and ``run_card``
+(``heroes.reporting.run_card.run_card``: commit, dirty, command, seeds, hardware, versions, wall_time_s).
 
 Other notebooks' files are read for, when present: ``title``, ``weights``/``weights_random`` (any depth),
 ``data.source``, ``headline`` ({label: value}) or top-level numbers (test_accuracy, test_accuracy_ci, macro_f1,
@@ -23,7 +26,7 @@ from pathlib import Path
 from heroes import paths
 from heroes.io import atomic_path
 
-SCHEMA_04 = "heroes.metrics/04-vgg-vs-resnet/v1"
+SCHEMA_04 = "heroes.metrics/04-vgg-vs-resnet/v2"
 COMPARISON_FILE = "04-vgg-vs-resnet.json"
 REPRODUCE_FILE = "reproduce.json"
 RANDOM_PREFIX = "random"
@@ -153,24 +156,49 @@ def _warnings(all_metrics: dict) -> list:
     return lines
 
 
+def _verdicts(metrics: dict) -> list:
+    """The headline verdict (pooled over seeds when the file has it), its per-seed table, the first seed's alone."""
+    pooled = metrics.get("pooled") or {}
+    lines = []
+    if metrics.get("verdict"):
+        label = "Verdict, pooled over seeds" if pooled else "Verdict"
+        lines += [f"**{label}.** {metrics['verdict']}", ""]
+    if _table(pooled.get("table")):
+        lines += ["Each seed and all seeds pooled:", ""] + _table(pooled.get("table")) + [""]
+    comparison = metrics.get("comparison") or {}
+    if pooled and metrics.get("first_seed_verdict"):
+        lines += [f"First seed alone ({comparison.get('pairing', 'seed 0')}): {metrics['first_seed_verdict']}", ""]
+    elif comparison.get("pairing"):
+        lines += [f"Paired on: {comparison['pairing']}", ""]
+    per_seed = _table(metrics.get("per_seed"))
+    if per_seed:
+        lines += ["The same paired comparison for each seed:", ""] + per_seed + [""]
+    return lines
+
+
+def _baselines(metrics: dict) -> list:
+    """Which rows of the table are baselines, said once."""
+    names = list(metrics.get("baselines") or {})
+    if not names:
+        return []
+    return [f"Baselines in the table ({', '.join(names)}): fitted on the same training images and scored on the "
+            "same test images as the networks; a network is only worth its cost where it beats them beyond the CIs.",
+            ""]
+
+
 def _comparison(metrics: dict, reports_dir) -> list:
     title = metrics.get("title", "VGG16 vs ResNet50")
     lines = [f"## {title} (notebook 04)", ""]
     if metrics.get("schema") != SCHEMA_04:
         lines += [f"`{COMPARISON_FILE}` has schema {metrics.get('schema')!r}, not {SCHEMA_04!r}: re-run notebook 04.",
                   ""]
+    if metrics.get("sign_convention"):
+        lines += [f"**Sign convention.** {metrics['sign_convention']}", ""]
     lines += _table(metrics.get("table")) + [""]
     note = metrics.get("table_note")
     if note:
         lines += [note, ""]
-    comparison = metrics.get("comparison") or {}
-    if metrics.get("verdict"):
-        lines += [f"**Verdict.** {metrics['verdict']}", ""]
-    if comparison.get("pairing"):
-        lines += [f"Paired on: {comparison['pairing']}", ""]
-    per_seed = _table(metrics.get("per_seed"))
-    if per_seed:
-        lines += ["The same paired comparison for each seed:", ""] + per_seed + [""]
+    lines += _baselines(metrics) + _verdicts(metrics)
     if metrics.get("seed_note"):
         lines += [f"**Seeds.** {metrics['seed_note']}", ""]
     overfitting = metrics.get("overfitting") or {}
@@ -237,9 +265,24 @@ def _wall_times(reproduce: dict, card: dict) -> str:
     if notebooks:
         parts = [f"{item.get('name')} {item.get('seconds', 0) / 60:.1f} min" for item in notebooks]
         total = reproduce.get("total_s")
-        return "; ".join(parts) + (f"; total {total / 60:.1f} min (`make reproduce`)" if total else "")
+        finished = f", finished {reproduce['finished']}" if reproduce.get("finished") else ""
+        return "; ".join(parts) + (f"; total {total / 60:.1f} min (`make reproduce`){finished}" if total else "")
     wall = (card or {}).get("wall_time_s")
     return f"notebook 04: {wall / 60:.1f} min" if wall else "—"
+
+
+def _commit(card: dict) -> str:
+    """'`abc123…` (heroes/ and notebooks/ clean)', or dirty with the changed paths, or why it is unknown."""
+    commit = card.get("commit")
+    if not commit:
+        return "— (not recorded: these reports cannot be traced to code)"
+    if card.get("dirty") is None:
+        return f"`{commit}`"
+    if not card["dirty"]:
+        return f"`{commit}` (heroes/ and notebooks/ clean)"
+    changed = card.get("dirty_paths") or []
+    shown = ", ".join(f"`{path}`" for path in changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+    return f"`{commit}` plus uncommitted changes to {shown or 'heroes/ or notebooks/'}"
 
 
 def _initialisation(comparison: dict) -> str:
@@ -262,6 +305,8 @@ def _run_card(comparison: dict, reproduce: dict) -> list:
     source = EMBEDDED if data.get("source") == "embedded" else "your images in data/raw"
     settings = data.get("embedded_settings")
     rows = [
+        ("git commit", _commit(card)),
+        ("command", f"`{card['command']}`" if card.get("command") else "—"),
         ("library versions", _versions(card.get("versions"))),
         ("seeds", ", ".join(str(seed) for seed in config.get("seeds", [])) or "—"),
         ("weights", "; ".join(f"{name}: {value.get('source')}" for name, value in weights.items()) or "—"),

@@ -14,7 +14,7 @@ from heroes.evaluation.predictions import load_predictions
 from heroes.evaluation.stats import classification_metrics, clopper_pearson, headline_metrics, seed_spread
 from heroes.io import write_json
 from heroes.modeling import build
-from heroes.reporting.verdicts import percent, spread_text, verdict_sentence
+from heroes.reporting.verdicts import percent, pooled_sentence, sign_convention, spread_text, verdict_sentence
 
 
 def display_class(name: str) -> str:
@@ -86,7 +86,8 @@ def write_metrics(path, summary: dict) -> Path:
     return write_json(path, summary)
 
 
-def backbone_summary(results_by_seed: dict, predictions_by_seed: dict, first_seed, latency=None, size=None) -> dict:
+def backbone_summary(results_by_seed: dict, predictions_by_seed: dict, first_seed, latency=None, size=None,
+                     n_resamples=9999) -> dict:
     """One model's row for ``evaluate.comparison_table`` plus its per-seed numbers, JSON-ready.
 
     Accuracy, CI, macro-F1 and ECE are the first seed's run (the one the paired test uses); the spread over seeds is
@@ -95,7 +96,7 @@ def backbone_summary(results_by_seed: dict, predictions_by_seed: dict, first_see
     """
     per_seed = {}
     for seed, result in results_by_seed.items():
-        headline = headline_metrics(predictions_by_seed[seed], n_resamples=999)
+        headline = headline_metrics(predictions_by_seed[seed], n_resamples=n_resamples)
         per_seed[seed] = {**headline, "train_time_s": result.metrics["train_time_s"],
                           "feature_time_s": result.metrics.get("feature_time_s", 0.0),
                           "best_epoch": result.metrics.get("best_epoch"), "run_dir": str(result.run_dir),
@@ -103,7 +104,8 @@ def backbone_summary(results_by_seed: dict, predictions_by_seed: dict, first_see
     first = per_seed[first_seed]
     spread = seed_spread({seed: values["test_accuracy"] for seed, values in per_seed.items()})
     model = results_by_seed[first_seed].record["model"]
-    row = {key: first[key] for key in ("test_n", "test_accuracy", "test_accuracy_ci", "macro_f1", "ece")}
+    row = {key: first[key] for key in ("test_n", "test_accuracy", "test_accuracy_ci", "macro_f1", "macro_f1_ci", "ece",
+                                       "ece_ci")}
     row |= {"total_parameters": model["total_parameters"], "trainable_parameters": model["trainable_parameters"],
             "train_time_s": float(numpy.mean([values["train_time_s"] for values in per_seed.values()])),
             "feature_time_s": float(sum(values["feature_time_s"] for values in per_seed.values())),
@@ -113,22 +115,55 @@ def backbone_summary(results_by_seed: dict, predictions_by_seed: dict, first_see
     return {**row, "seed_spread": spread, "per_seed": {str(seed): values for seed, values in per_seed.items()}}
 
 
-def table(summaries: dict, first_seed) -> pandas.DataFrame:
-    """``evaluate.comparison_table`` with the mean ± sd over seeds beside the first seed's accuracy and CI."""
+def baseline_summary(predictions, n_resamples=9999) -> dict:
+    """A baseline's row for ``table``: the same numbers and CIs as a network's (``headline_metrics``), no seeds."""
+    return {**headline_metrics(predictions, n_resamples=n_resamples), "kind": "baseline"}
+
+
+def table(summaries: dict, first_seed, baselines=None) -> pandas.DataFrame:
+    """``comparison_table`` with the mean ± sd over seeds beside the first seed's accuracy and CI; ``baselines``
+    ({name: ``baseline_summary``}) join as rows of the same table, on the same test images."""
+    summaries = {**summaries, **(baselines or {})}
     frame = comparison_table(summaries)
     frame.insert(frame.columns.get_loc("95% CI") + 1, "mean ± sd over seeds",
-                 [spread_text(summary["seed_spread"]) for summary in summaries.values()])
+                 [spread_text(summary["seed_spread"]) if summary.get("seed_spread") else "baseline (one fit)"
+                  for summary in summaries.values()])
     frame.insert(frame.columns.get_loc("feature extraction (s)") + 1, "features computed / reused",
                  [f"{summary.get('features_computed', 0)} / {summary.get('features_reused', 0)}"
-                  for summary in summaries.values()])
+                  if "features_computed" in summary else None for summary in summaries.values()])
     return frame.rename(columns={"test accuracy": f"test accuracy (seed {first_seed})"})
+
+
+def pooled_table(pooled: dict) -> pandas.DataFrame:
+    """The per-seed rows of ``pooled_comparison`` (B − A per seed, its CI, counts, exact McNemar) and a last row
+    pooling every seed (the pooled bootstrap CI and the pooled exact test): one table for the headline."""
+    frame = pandas.DataFrame(pooled["per_seed"])
+    difference, names = pooled["difference"], pooled["names"]
+    pooled_row = {"seed": "pooled", "n": sum(pooled["n_images"]) if not pooled["shared_test_set"] else
+                  pooled["n_images"][0], **{f"{name} accuracy": pooled["accuracy"][name] for name in names},
+                  "difference": difference["estimate"], "CI low": difference["low"], "CI high": difference["high"],
+                  "exact p": pooled["test"]["p_value"], "mid-p": pooled["test"]["mid_p_value"]}
+    counts = [column for column in frame.columns if column.startswith("only ") or column.startswith("both ")]
+    frame = pandas.concat([frame, pandas.DataFrame([pooled_row])], ignore_index=True)
+    frame[counts] = frame[counts].astype("Int64")  # counts stay integers; the pooled row has none (<NA>)
+    frame["seed"] = frame["seed"].astype(str)
+    return frame
+
+
+def overfitting_table(assessment: dict) -> pandas.DataFrame:
+    """Per run: best validation epoch, whether training went past it, and the measured gaps (points)."""
+    frame = pandas.DataFrame(assessment["runs"])
+    frame["passed best"] = frame["passed best"].map({True: "yes", False: "no"})
+    return frame
 
 
 TABLE_FORMATS = {"parameters": "{:,}", "trainable": "{:,}", "macro-F1": "{:.3f}", "ECE": "{:.3f}",
                  "feature extraction (s)": "{:.1f}", "training time (s)": "{:.1f}", "latency (ms/image)": "{:.1f}",
                  "size on disk (MB)": "{:.1f}"}
 PER_SEED_FORMATS = {"difference": "{:+.3f}", "CI low": "{:+.3f}", "CI high": "{:+.3f}", "McNemar p": "{:.3g}",
-                    "accuracy": "{:.3f}"}
+                    "mid-p": "{:.3g}", "exact p": "{:.3g}", "accuracy": "{:.3f}"}
+OVERFITTING_FORMATS = {"accuracy gap at best": "{:+.3f}", "accuracy gap at last": "{:+.3f}",
+                       "loss gap at last": "{:+.3f}"}
 
 
 def table_block(frame: pandas.DataFrame, formats=None) -> dict:
@@ -148,8 +183,14 @@ def table_block(frame: pandas.DataFrame, formats=None) -> dict:
 
 
 def metrics_record(*, schema, title, choices, data, config, summaries, table, table_note, comparison, pairing,
-                   per_seed, seed_note, overfitting_sentence, overfitting_table, figures, run_card) -> dict:
-    """Notebook 04's metrics file (schema in ``heroes.reporting.summary``), JSON-ready."""
+                   per_seed, seed_note, overfitting_sentence, overfitting_table, figures, run_card, pooled=None,
+                   pooled_table=None, overfitting=None, baselines=None) -> dict:
+    """Notebook 04's metrics file (schema in ``heroes.reporting.summary``), JSON-ready.
+
+    ``pooled``: ``pooled_comparison`` (its sentence becomes the headline ``verdict``; the first seed's stays as
+    ``first_seed_verdict``) with ``pooled_table`` its ``table_block``; ``overfitting``: ``overfitting_assessment``;
+    ``baselines``: {name: ``baseline_summary``}. Each difference is B − A, stated once in ``sign_convention``.
+    """
     weights = {backbone: {"source": choice.source, "random": choice.random, "note": choice.note}
                for backbone, choice in choices.items()}
     record = {
@@ -157,8 +198,12 @@ def metrics_record(*, schema, title, choices, data, config, summaries, table, ta
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "weights": weights, "weights_random": any(choice.random for choice in choices.values()),
         "data": data, "config": config, "models": summaries, "table": table, "table_note": table_note,
-        "comparison": {**comparison, "pairing": pairing}, "verdict": verdict_sentence(comparison), "per_seed": per_seed,
-        "seed_note": seed_note, "overfitting": {"sentence": overfitting_sentence, "table": overfitting_table},
+        "comparison": {**comparison, "pairing": pairing}, "first_seed_verdict": verdict_sentence(comparison),
+        "verdict": pooled_sentence(pooled) if pooled else verdict_sentence(comparison), "per_seed": per_seed,
+        "sign_convention": sign_convention(comparison["names"]),
+        "pooled": None if pooled is None else {**pooled, "table": pooled_table},
+        "seed_note": seed_note, "baselines": baselines,
+        "overfitting": {"sentence": overfitting_sentence, "table": overfitting_table, "assessment": overfitting},
         "figures": figures, "run_card": run_card,
     }
     return io.jsonable(record)
@@ -199,6 +244,16 @@ TABLE_FIELDS = {
 }
 
 
+BOOTSTRAP_CIS = {"macro-F1": "macro_f1_ci", "ECE": "ece_ci"}
+
+
+def _bootstrap_interval(interval) -> str:
+    """'[0.612, 0.771]' from a ``bootstrap_ci`` dict; '' when absent."""
+    if not isinstance(interval, dict) or interval.get("low") is None or interval.get("high") is None:
+        return ""
+    return f"[{interval['low']:.3f}, {interval['high']:.3f}]"
+
+
 def _accuracy_text(run):
     accuracy = _get(run, "test_accuracy")
     if accuracy is None:
@@ -220,7 +275,10 @@ def comparison_table(runs) -> pandas.DataFrame:
     for name, run in runs.items():
         row = {"model": name, "test images": _get(run, "test_n"), "test accuracy": _accuracy_text(run),
                "95% CI": _interval(_get(run, "test_accuracy_ci"))}
-        row.update({column: _number(run, keys) for column, keys in TABLE_FIELDS.items()})
+        for column, keys in TABLE_FIELDS.items():
+            row[column] = _number(run, keys)
+            if column in BOOTSTRAP_CIS:  # ECE and macro-F1 move between resamples: never shown without their CI
+                row[f"{column} 95% CI"] = _bootstrap_interval(_get(run, BOOTSTRAP_CIS[column]))
         row["size on disk (MB)"] = _number(run, ("model_bytes",), 1e-6)
         rows.append(row)
     table = pandas.DataFrame(rows)

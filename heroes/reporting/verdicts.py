@@ -2,11 +2,11 @@
 
 import pandas
 
+from heroes.evaluation.overfitting import sign_test
 from heroes.modeling.backbones import display_name
 from heroes.modeling.weights import RANDOM_UNAVAILABLE
 
 NOT_THE_STUDY = "these numbers are NOT the study's"
-
 
 
 def weights_warning(choices: dict) -> str | None:
@@ -54,23 +54,67 @@ def joined_notes(notes: dict) -> str:
     return "; ".join(f"{', '.join(names)}: {note}" for note, names in by_note.items())
 
 
+def _sign_test_clause(test) -> str:
+    """'(two-sided sign test p = 0.5; with 2 seeds no outcome can reach p < 0.05)'."""
+    text = f"two-sided sign test {_p(test['p_value'])}"
+    if test["smallest_possible_p"] >= 0.05:
+        count = len(test["seeds"])
+        text += f"; with {count} seed{'s' if count != 1 else ''} no outcome can reach p < 0.05"
+    return f"({text})"
+
+
+def _sign_test_call(test, names) -> str:
+    """What a sign test over seeds supports, claiming nothing past p < 0.05."""
+    if test["p_value"] >= 0.05:
+        return "this is not evidence that either model's gap is larger than the other's"
+    more = names[1] if test["larger"] > test["untied"] / 2 else names[0]
+    return f"evidence that {more}'s gap is larger: it fits its training images better, relative to validation"
+
+
 def gap_sentence(summary: pandas.DataFrame, names, val_n: int) -> str:
-    """Whether the runs support "the second model overfits more than the first", in one sentence."""
-    last = {name: summary.loc[summary["model"] == name].set_index("seed")["last epoch"] for name in names}
-    seeds = sorted(set(last[names[0]].index) & set(last[names[1]].index))
-    larger = sum(last[names[1]][seed] > last[names[0]][seed] for seed in seeds)
-    means = {name: 100 * last[name].mean() for name in names}
-    shown = {name: f"{value:.1f}".replace("-", "−") for name, value in means.items()}
-    text = (f"At the last epoch the train − validation accuracy gap averaged {shown[names[0]]} points for "
-            f"{names[0]} and {shown[names[1]]} for {names[1]} (validation: {val_n} images); {names[1]}'s gap was "
-            f"larger in {larger} of {len(seeds)} seed{'s' if len(seeds) != 1 else ''}")
-    if len(seeds) < 2:
-        return text + ": one seed cannot show a consistent pattern."
-    if larger == len(seeds):
-        return text + f", consistent with the study's impression that {names[1]} overfits more."
-    if larger == 0:
-        return text + f", the opposite of the study's impression that {names[1]} overfits more."
-    return text + f": no consistent sign that {names[1]} overfits more than {names[0]}."
+    """What the running-accuracy gaps (``stats.gap_summary``) say about "the second model overfits more", with a
+    sign test over seeds and never more: Keras' running training accuracy is biased low, so ``overfitting_sentence``
+    on measured gaps supersedes this."""
+    test = sign_test(summary, names, column="last epoch")
+    means = {name: signed(summary.loc[summary["model"] == name, "last epoch"].mean()) for name in names}
+    seeds = len(test["seeds"])
+    text = (f"At the last epoch the train − validation accuracy gap averaged {means[names[0]]} points for "
+            f"{names[0]} and {means[names[1]]} for {names[1]} (validation: {val_n} images); {names[1]}'s gap was "
+            f"larger in {test['larger']} of {seeds} seed{'s' if seeds != 1 else ''}")
+    if seeds < 2:
+        text += ": one seed cannot show a consistent pattern"
+    else:
+        text += f" {_sign_test_clause(test)}: {_sign_test_call(test, names)}"
+    return text + (". Training accuracy here is Keras' running mean over each epoch, biased low against "
+                   "end-of-epoch validation accuracy: a measured gap needs the training set re-scored.")
+
+
+def overfitting_sentence(assessment: dict, val_n: int, weights_random: bool = False) -> str:
+    """The overfitting verdict from ``heroes.evaluation.overfitting.overfitting_assessment``, never past its data:
+    'not assessable' when no run passed its best validation epoch, a sign test over seeds otherwise."""
+    names, test = assessment["names"], assessment["sign_test"]
+    passed = sum(count for count, _ in assessment["passed_best"].values())
+    total = sum(runs for _, runs in assessment["passed_best"].values())
+    gaps = {name: signed(value) if value is not None else "—"
+            for name, value in assessment["mean_accuracy_gap_at_last"].items()}
+    measured = (f"the measured train − validation accuracy gap at the last epoch (training set re-scored with "
+                f"end-of-epoch weights; validation: {val_n} images) averaged {gaps[names[0]]} points for "
+                f"{names[0]} and {gaps[names[1]]} for {names[1]}")
+    if not assessment["assessable"]:
+        text = (f"Overfitting {assessment['reason']} in all {total} runs (best validation epoch = last epoch), so "
+                f"no run reached the regime where overfitting would show; for the record, {measured}.")
+    else:
+        text = (f"Validation loss bottomed out before the last epoch in {passed} of {total} runs. Overall, "
+                f"{measured}; {names[1]}'s gap was larger in {test['larger']} of {len(test['seeds'])} seeds "
+                f"{_sign_test_clause(test)}: {_sign_test_call(test, names)}.")
+    if weights_random:
+        text += " These runs start from random weights: they say nothing about the study's ImageNet-trained models."
+    return text
+
+
+def sign_convention(names) -> str:
+    """The one orientation of every difference in tables and sentences, stated once: B − A."""
+    return f"Differences are {names[1]} − {names[0]} throughout: positive favours {names[1]}."
 
 
 def percent(value):
@@ -87,34 +131,74 @@ def _p(value):
     return "p < 0.001" if value < 0.001 else f"p = {value:.2g}"
 
 
+def plus_signed(value) -> str:
+    """Percentage points with an explicit sign: '+8.7', '−2.0', '0.0'."""
+    text = signed(value)
+    return text if text.startswith("−") or text == "0.0" else f"+{text}"
+
+
+def _test_text(test, name="exact McNemar") -> str:
+    """'exact McNemar p = 0.072, mid-p = 0.054'."""
+    return f"{name} {_p(test['p_value'])}, mid-{_p(test['mid_p_value'])}"
+
+
 def _difference_clause(comparison):
-    """'the difference of X points in L's favour (95% CI lo to hi; test p)', oriented leader minus the other."""
+    """'ResNet50 − VGG16 = +8.7 points (95% CI 0.0 to 17.3; exact McNemar p = 0.072, mid-p = 0.054)'."""
     difference, test = comparison["accuracy_difference"], comparison["mcnemar"]
-    sign = -1 if difference["estimate"] < 0 else 1
-    leader = comparison["names"][0] if sign > 0 else comparison["names"][1]
-    low, high = sorted((sign * difference["low"], sign * difference["high"]))
-    favour = f" in {leader}'s favour" if difference["estimate"] != 0 else ""
-    test_name = "exact McNemar" if test["method"] == "exact" else "McNemar chi-square"
-    return (f"the difference of {percent(abs(difference['estimate']))} points{favour} "
-            f"({100 * difference['confidence_level']:.0f}% CI {signed(low)} to {signed(high)}; "
-            f"{test_name} {_p(test['p_value'])})"), leader
+    direction = difference.get("direction") or f"{comparison['names'][1]} − {comparison['names'][0]}"
+    return (f"{direction} = {plus_signed(difference['estimate'])} points "
+            f"({100 * difference['confidence_level']:.0f}% CI {signed(difference['low'])} to "
+            f"{signed(difference['high'])}; {_test_text(test)})")
+
+
+def _call(supports, difference, test, names, test_name="McNemar's test") -> str:
+    """'is evidence that B is more accurate than A' / 'is not evidence…', from the CI (B − A) and the test."""
+    excludes_zero = difference["low"] > 0 or difference["high"] < 0
+    if supports:
+        better, worse = (names[1], names[0]) if difference["estimate"] > 0 else (names[0], names[1])
+        return f"is evidence that {better} is more accurate than {worse}"
+    if excludes_zero or test["p_value"] < 0.05:
+        return f"is not clear evidence of a real difference: the bootstrap interval and {test_name} disagree"
+    return "is not evidence of a real difference"
 
 
 def verdict_sentence(comparison) -> str:
-    """One plain sentence from ``compare_models``: accuracies with exact 95% CIs, the paired difference, the call."""
-    (name_a, name_b), models, test = comparison["names"], comparison["models"], comparison["mcnemar"]
+    """One plain sentence from ``compare_models``: accuracies with exact 95% CIs, B − A with its CI, the call."""
+    names, models, test = comparison["names"], comparison["models"], comparison["mcnemar"]
     scored = [f"{percent(models[name]['accuracy'])}% [{percent(models[name]['accuracy_ci_exact'][0])}, "
-              f"{percent(models[name]['accuracy_ci_exact'][1])}]" for name in (name_a, name_b)]
-    clause, leader = _difference_clause(comparison)
-    difference = comparison["accuracy_difference"]
-    excludes_zero = difference["low"] > 0 or difference["high"] < 0
+              f"{percent(models[name]['accuracy_ci_exact'][1])}]" for name in names]
     if test["b"] + test["c"] == 0:  # a bootstrap interval of [0, 0] would read as certainty; say what it means
         clause = "both models are right and wrong on exactly the same images (no discordant pairs, p = 1), so"
         call = "these data cannot tell them apart"
-    elif comparison["supports_difference"]:
-        call = f"is evidence that {leader} is more accurate than {name_b if leader == name_a else name_a}"
-    elif excludes_zero or test["p_value"] < 0.05:
-        call = "is not clear evidence of a real difference: the bootstrap interval and McNemar's test disagree"
     else:
-        call = "is not evidence of a real difference"
-    return f"On {comparison['n']} test images {name_a} scored {scored[0]} and {name_b} {scored[1]}; {clause} {call}."
+        clause = _difference_clause(comparison)
+        call = _call(comparison["supports_difference"], comparison["accuracy_difference"], test, names)
+    return f"On {comparison['n']} test images {names[0]} scored {scored[0]} and {names[1]} {scored[1]}; {clause} {call}."
+
+
+def _pooled_units(pooled) -> str:
+    """Where the pooled numbers come from: shared images, or a split per seed."""
+    seeds = f"{pooled['n_seeds']} seed{'s' if pooled['n_seeds'] != 1 else ''}"
+    if pooled["shared_test_set"]:
+        return f"Pooled over {seeds} on the same {pooled['n_images'][0]} test images"
+    return f"Pooled over {seeds}, each scored on its own test split ({', '.join(map(str, pooled['n_images']))} images)"
+
+
+def pooled_sentence(pooled) -> str:
+    """The headline verdict from ``heroes.evaluation.pooled.pooled_comparison``: mean accuracies over seeds, B − A
+    with its bootstrap CI, the pooled exact test with its counts, and CMH beside it."""
+    names, test, difference, cmh = pooled["names"], pooled["test"], pooled["difference"], pooled["cmh"]
+    accuracies = " and ".join(f"{name} {percent(pooled['accuracy'][name])}%" for name in names)
+    start = f"{_pooled_units(pooled)}, mean test accuracy was {accuracies}"
+    if test["b"] + test["c"] == 0:
+        return f"{start}; both models are right on exactly the same images in every seed, so these data cannot tell them apart."
+    resampled = ("bootstrap over images of seed-averaged correctness" if pooled["shared_test_set"]
+                 else "bootstrap within each seed's images")
+    counted = (f"{test['b'] + test['c']} {test['units']} favour one model, {test['c']} {names[1]} and {test['b']} "
+               f"{names[0]}: {_test_text(test, 'exact test')}")
+    cmh_text = f"Cochran–Mantel–Haenszel across seeds {_p(cmh['p_value'])}" + (
+        " (optimistic: the seeds share the images)" if cmh["note"] else "")
+    call = _call(pooled["supports_difference"], difference, test, names, "the pooled exact test")
+    return (f"{start}; {difference['direction']} = {plus_signed(difference['estimate'])} points "
+            f"({100 * difference['confidence_level']:.0f}% CI {signed(difference['low'])} to "
+            f"{signed(difference['high'])}, {resampled}; {counted}) {call}. {cmh_text}.")

@@ -168,3 +168,32 @@ def gap_figure(gaps: pandas.DataFrame, out_png) -> Saved:
         axis.xaxis.get_major_locator().set_params(integer=True)
     figure.legend(*accuracy_axis.get_legend_handles_labels(), loc="outside lower center", ncols=6, fontsize=8)
     return save_figure(figure, out_png)
+
+
+def measured_gap_figure(gaps: pandas.DataFrame, out_png) -> Saved:
+    """Measured gaps per epoch (``heroes.evaluation.overfitting.measured_gap_frame``): train − validation accuracy
+    and validation − train loss, both above 0 when the model does better on its training images; one colour per
+    model, one line per seed, a ring on each run's best validation epoch (training past it is where overfitting
+    would show)."""
+    figure = Figure(figsize=(10.4, 4.0), dpi=DPI, layout="constrained")
+    accuracy_axis, loss_axis = figure.subplots(1, 2)
+    colours = dict(zip(gaps["model"].unique(), COLOURS))
+    for (name, seed), run in gaps.groupby(["model", "seed"], sort=False):
+        run = run.sort_values("epoch")
+        best = run.iloc[[int(run["val_loss"].to_numpy().argmin())]]
+        style = {"color": colours[name], "alpha": 0.8, "marker": "o", "markersize": 3, "label": f"{name} seed {seed}"}
+        for axis, column in ((accuracy_axis, "accuracy_gap"), (loss_axis, "loss_gap")):
+            axis.plot(run["epoch"], run[column], **style)
+            axis.plot(best["epoch"], best[column], marker="o", markersize=9, markerfacecolor="none",
+                      color=colours[name], linestyle="none")
+    accuracy_axis.set(title="Train − validation accuracy (measured)", xlabel="epoch", ylabel="gap")
+    loss_axis.set(title="Validation − train loss (measured)", xlabel="epoch", ylabel="gap")
+    for axis in (accuracy_axis, loss_axis):
+        axis.axhline(0, color="grey", linewidth=1)
+        axis.grid(alpha=0.3)
+        axis.xaxis.get_major_locator().set_params(integer=True)
+    handles, labels = accuracy_axis.get_legend_handles_labels()
+    handles.append(Line2D([], [], color="black", marker="o", markersize=9, markerfacecolor="none", linestyle="none"))
+    figure.legend(handles, [*labels, "best validation epoch"], loc="outside lower center", ncols=6, fontsize=8)
+    figure.suptitle("Training set re-scored with end-of-epoch weights, against validation")
+    return save_figure(figure, out_png)

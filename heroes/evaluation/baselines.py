@@ -1,0 +1,112 @@
+"""Baselines on the networks' own split: majority class, logistic regression on colour thumbnails, a linear probe.
+
+Each returns a predictions frame (``heroes.modeling.runs.predictions_frame``: path, sha256, label, predicted,
+correct, prob_<class>...) for the test set, so ``load_predictions`` and every metric, CI and paired test apply
+to them exactly as to a trained network. Logistic regressions pick their regularisation on the validation set
+by log loss (the networks keep their lowest-validation-loss epoch), and never see the test set before scoring.
+"""
+
+import numpy
+from PIL import Image
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from heroes.errors import UserError
+from heroes.modeling.runs import predictions_frame
+
+THUMBNAIL_SIDE = 8
+C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
+PROBE_BACKBONE = "efficientnet_lite0"
+PROBE_LAYER = "avg_pool"
+FEATURE_BATCH = 32
+NAMES = {"majority": "majority class", "thumbnails": f"logistic regression, {THUMBNAIL_SIDE}×{THUMBNAIL_SIDE} "
+         "RGB thumbnails", "probe": "linear probe, EfficientNet-Lite0 ImageNet features"}
+
+
+def majority_class(train_set, test_set):
+    """Predict the most frequent training class for every test image; probabilities are the training shares."""
+    shares = numpy.bincount(train_set.labels, minlength=len(train_set.class_names)) / len(train_set)
+    return predictions_frame(test_set, numpy.tile(shares, (len(test_set), 1)))
+
+
+def thumbnails(image_set, side=THUMBNAIL_SIDE) -> numpy.ndarray:
+    """(N, side * side * 3) colour thumbnails in [0, 1], each pixel the mean of its box (PIL's BOX filter)."""
+    return numpy.stack([numpy.asarray(Image.fromarray(numpy.asarray(image)).resize((side, side), Image.Resampling.BOX),
+                                      dtype=numpy.float32).ravel() / 255 for image in image_set.images])
+
+
+def _probabilities(model, inputs, num_classes) -> numpy.ndarray:
+    """``predict_proba`` spread over every class index (a class absent from training gets probability 0)."""
+    probabilities = numpy.zeros((len(inputs), num_classes))
+    # float64 in, float64 out: on float32 features sklearn's probabilities sum to 1 only within 6e-8
+    probabilities[:, model.classes_] = model.predict_proba(numpy.asarray(inputs, dtype="float64"))
+    return probabilities
+
+
+def fit_logistic(train_x, train_y, val_x, val_y, num_classes, seed=0, c_grid=C_GRID):
+    """Standardised multinomial logistic regression, C chosen on the validation set by log loss; (model, C)."""
+    best = None
+    for c in c_grid:
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000, random_state=seed))
+        model.fit(numpy.asarray(train_x, dtype="float64"), train_y)
+        loss = log_loss(val_y, _probabilities(model, val_x, num_classes), labels=range(num_classes))
+        if best is None or loss < best[0]:
+            best = (loss, model, c)
+    return best[1], best[2]
+
+
+def _logistic_frame(features: dict, sets: dict, seed):
+    """Fit on train features, choose C on val, score test: the predictions frame and the chosen C."""
+    num_classes = len(sets["train"].class_names)
+    model, c = fit_logistic(features["train"], sets["train"].labels, features["val"], sets["val"].labels,
+                            num_classes, seed)
+    frame = predictions_frame(sets["test"], _probabilities(model, features["test"], num_classes))
+    frame.attrs["C"] = c  # kept for the caller's notes; not written to CSV
+    return frame
+
+
+def thumbnail_logistic(sets: dict, side=THUMBNAIL_SIDE, seed=0):
+    """Logistic regression on ``side`` x ``side`` RGB thumbnails of ``sets`` (train, val, test ``ImageSet``s)."""
+    return _logistic_frame({name: thumbnails(sets[name], side) for name in ("train", "val", "test")}, sets, seed)
+
+
+def pretrained_features(image_set, backbone=PROBE_BACKBONE, layer=PROBE_LAYER, batch_size=FEATURE_BATCH):
+    """The ImageNet backbone's ``layer`` output (pooled features) for every image, float32 (N, D).
+
+    ``UserError`` when no ImageNet weights can be had for ``backbone`` (random features would be no baseline).
+    """
+    import keras
+
+    from heroes.modeling import build
+
+    size = int(image_set.images.shape[1])
+    choice = build.choose_weights(backbone, "imagenet", size)
+    model = build.build_model(backbone, len(image_set.class_names), size, weights=choice, policy="linear_probe")
+    extractor = keras.Model(model.inputs, model.get_layer(layer).output)
+    features = [extractor.predict_on_batch(numpy.asarray(image_set.images[start:start + batch_size], "float32"))
+                for start in range(0, len(image_set), batch_size)]
+    keras.backend.clear_session()
+    return numpy.concatenate(features).reshape(len(image_set), -1).astype("float32")
+
+
+def linear_probe(sets: dict, backbone=PROBE_BACKBONE, seed=0):
+    """Logistic regression on a pretrained backbone's pooled ImageNet features (a frozen backbone's best head)."""
+    return _logistic_frame({name: pretrained_features(sets[name], backbone) for name in ("train", "val", "test")},
+                           sets, seed)
+
+
+def baselines(sets: dict, seed=0, probe=True) -> dict:
+    """{display name: predictions frame} of every baseline on ``sets``, in ``NAMES`` order; the linear probe only
+    with ``probe=True`` and where ImageNet weights exist (otherwise it is left out and the reason printed)."""
+    if any(name not in sets for name in ("train", "val", "test")):
+        raise UserError("baselines need train, val and test sets (the networks' split)")
+    found = {NAMES["majority"]: majority_class(sets["train"], sets["test"]),
+             NAMES["thumbnails"]: thumbnail_logistic(sets, seed=seed)}
+    if probe:
+        try:
+            found[NAMES["probe"]] = linear_probe(sets, seed=seed)
+        except UserError as error:
+            print(f"linear probe skipped: {error}")
+    return found
