@@ -1,7 +1,10 @@
 """Command-line sub-commands, thin over the modules: bad input is one line and exit code 2."""
 
 import argparse
+import contextlib
+import math
 import os
+import signal
 import sys
 
 from heroes import paths
@@ -14,14 +17,18 @@ def _count_or_fraction(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a count or a fraction, got {text!r}") from None
-    if value < 0 or (value >= 1 and value != int(value)):
+    if not math.isfinite(value) or value < 0 or (value >= 1 and value != int(value)):
         raise argparse.ArgumentTypeError(f"expected a whole count or a fraction in [0, 1), got {text!r}")
     return value
 
 
 def _synth(args) -> int:
     from heroes.data.synthetic import dataset
+    from heroes.io import check_output_path
 
+    _check_synth_size(args.size)
+    if args.truth is not None:
+        check_output_path(args.truth, forbidden_dirs=(args.out,))
     summary = dataset.write_dataset(
         args.out, per_class=args.per_class, size=args.size, seed=args.seed,
         dirt=args.dirt, truth_path=args.truth,
@@ -30,9 +37,27 @@ def _synth(args) -> int:
     return 0
 
 
+def _check_synth_size(size: int) -> None:
+    """Refuse, before drawing, a size whose pictures would not fit the memory budget of decoding them."""
+    from heroes.data.decode import DEFAULT_MAX_BYTES, image_bytes
+    from heroes.data.synthetic.drawing import SUPERSAMPLE
+
+    def needed(side: int) -> int:  # a supersampled RGB canvas, then float32 light and noise arrays at the final size
+        return image_bytes((side * SUPERSAMPLE, side * SUPERSAMPLE), "RGB") + 2 * 12 * side * side
+
+    if needed(size) > DEFAULT_MAX_BYTES:
+        largest = math.isqrt(DEFAULT_MAX_BYTES // 40)
+        while needed(largest) > DEFAULT_MAX_BYTES:
+            largest -= 1
+        raise UserError(f"--size {size} needs {needed(size) / 2**20:,.0f} MiB per picture, over the "
+                        f"{DEFAULT_MAX_BYTES / 2**20:,.0f} MiB memory budget; the largest size is {largest}")
+
+
 def _scan(args) -> int:
     from heroes.data.scan import describe_manifest, scan, write_manifest
+    from heroes.io import check_output_path
 
+    check_output_path(args.out, forbidden_dirs=(args.dir,))  # before the scan, not after minutes of it
     manifest = scan(args.dir)
     write_manifest(manifest, args.out)
     print(describe_manifest(manifest, args.out))
@@ -41,20 +66,28 @@ def _scan(args) -> int:
 
 def _split(args) -> int:
     from heroes.data import split
-    from heroes.data.scan import read_manifest
+    from heroes.data.scan import dataset_roots, read_manifest
+    from heroes.io import check_output_path
 
     manifest = read_manifest(args.manifest)
+    places = {"inputs": (args.manifest,), "forbidden_dirs": dataset_roots(manifest)}
+    check_output_path(args.out, **places)
     splits = split.make_splits(manifest, train=args.train, val=args.val, test=args.test, seed=args.seed)
-    split.write_splits(splits, args.out)
+    split.write_splits(splits, args.out, **places)
     print(split.describe_splits(splits, args.out))
     return 0
 
 
 def _clean(args) -> int:
     from heroes.cleaning import flags
+    from heroes.cleaning.leakage import check_threshold
 
     threshold = flags.NEAR_THRESHOLD if args.threshold is None else args.threshold
-    config = flags.CleanConfig(near_threshold=threshold, min_side=args.min_side, outliers=args.outliers)
+    check_threshold(threshold)
+    if args.min_side < 0:
+        raise UserError(f"--min-side must be a number of pixels >= 0, got {args.min_side}")
+    config = flags.CleanConfig(near_threshold=threshold, min_side=args.min_side, outliers=args.outliers,
+                               backbone=args.backbone)
     print(flags.run(args.manifest, args.out, args.decisions, args.clean_manifest, config))
     return 0
 
@@ -62,15 +95,17 @@ def _clean(args) -> int:
 def _leakage(args) -> int:
     from heroes.cleaning import leakage
     from heroes.data import split
-    from heroes.data.scan import read_manifest
-    from heroes.io import write_csv
+    from heroes.data.scan import dataset_roots, read_manifest
+    from heroes.io import check_output_path, write_csv
 
     splits = split.read_splits(args.splits)
+    if args.out:
+        check_output_path(args.out, inputs=(args.splits, args.manifest), forbidden_dirs=dataset_roots(splits))
     if args.manifest:
         leakage.check_same_manifest(splits, read_manifest(args.manifest), args.splits, args.manifest)
     leaks = leakage.find_leaks(splits, args.threshold)
     if args.out:
-        write_csv(leaks, args.out)
+        write_csv(leaks, args.out, for_people=True)
     print(leakage.describe_leaks(leaks, args.out))
     return 0
 
@@ -90,7 +125,10 @@ def _export(args) -> int:
 
 def _bench(args) -> int:
     from heroes import bench
+    from heroes.io import check_output_path
 
+    if args.out:
+        check_output_path(args.out)
     return bench.run(out=args.out, quick=args.quick)
 
 
@@ -151,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="near-duplicate hash distance, bits of 384 (default: the measured one)")
     clean.add_argument("--min-side", type=int, default=64, help="shorter side under this is tiny (default 64)")
     clean.add_argument("--outliers", action="store_true", help="also send k-NN outliers of each class to review")
+    clean.add_argument("--backbone", help="embed with this ImageNet backbone (efficientnet_lite0 offline) and send "
+                                          "off-class images and probable label errors to review")
     clean.set_defaults(handler=_clean)
 
     leakage = commands.add_parser("leakage", help="list exact/near-duplicate pairs that cross train/val/test")
@@ -204,18 +244,61 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Run one sub-command; return its exit status (2 on bad input, with a one-line message)."""
-    args = build_parser().parse_args(argv)
-    if args.verbose:  # before any handler imports TensorFlow, and inherited by notebook kernels
-        os.environ.update(HEROES_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="0")
+    """Run one sub-command; return its exit status: 2 on bad input and 130 on Ctrl-C (imports included), each with
+    one line on stderr; 141 when stdout's reader goes away (``| head``), quietly, as a writer killed by SIGPIPE."""
+    with _noting_interrupts() as interrupted:
+        try:
+            args = build_parser().parse_args(argv)
+            if args.verbose:  # before any handler imports TensorFlow, and inherited by notebook kernels
+                os.environ.update(HEROES_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="0")
+            status = args.handler(args)
+            sys.stdout.flush()  # a reader that went away shows here, not in the interpreter's last flush
+            return status
+        except UserError as error:
+            from heroes.io import printable
+
+            print(f"error: {printable(str(error))}", file=sys.stderr)
+            return 2
+        except BrokenPipeError:
+            return _reader_gone()
+        except BaseException as error:
+            if isinstance(error, KeyboardInterrupt) or interrupted:  # an import cut short raises ImportError
+                print("interrupted", file=sys.stderr)
+                return 130
+            raise
+
+
+@contextlib.contextmanager
+def _noting_interrupts():
+    """Within the block Ctrl-C raises KeyboardInterrupt as usual and is noted in the yielded list, so whatever
+    exception it causes (a half-done import, a worker pool shutting down) still reads as an interrupt."""
+    noted = []
+
+    def note(signum, frame):
+        noted.append(signum)
+        signal.default_int_handler(signum, frame)
+
     try:
-        return args.handler(args)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # a background job keeps ignoring it
+        previous = None if ignored else signal.signal(signal.SIGINT, note)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        previous = None
+    try:
+        yield noted
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _reader_gone() -> int:
+    """Point stdout at /dev/null, so the interpreter's final flush cannot fail again, and return 128 + SIGPIPE."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):  # stdout replaced (tests, notebooks) or closed
+        pass
+    return 141
 
 
 if __name__ == "__main__":

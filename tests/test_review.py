@@ -101,9 +101,9 @@ def test_decisions_follow_a_renamed_file(tree):
 
 
 @pytest.mark.parametrize("row, message", [
-    (("SHA", "maybe", "", ""), "unknown decision 'maybe'"),
-    (("0" * 64, "drop", "", ""), "not in the manifest"),
-    (("SHA", "relabel", "aquaman", ""), "relabel needs a label"),
+    (("SHA", "maybe", "", ""), "line 2: unknown decision 'maybe'"),
+    (("not-a-digest", "drop", "", ""), "line 2: sha256 'not-a-digest' is not 64 hex digits"),
+    (("SHA", "relabel", "aquaman", ""), "line 2: relabel needs a label"),
 ])
 def test_bad_decisions_are_refused(tree, row, message):
     sha = sha_of(tree["manifest"], tree["raw"] / "batman" / "ok0.png")
@@ -121,9 +121,24 @@ def test_conflicting_decisions_for_one_picture_are_refused(tree):
         review.read_decisions(tree["decisions"], tree["manifest"])
 
 
+def test_decisions_for_pictures_not_in_the_manifest_stay_inactive_with_one_warning(tree, capsys):
+    """Issue 13.5: another dataset's rows, a deleted file's, a pending row clean wrote itself: never blocking."""
+    tree["decisions"].parent.mkdir(parents=True)
+    sha = sha_of(tree["manifest"], tree["raw"] / "batman" / "ok1.png")
+    write_decisions(tree["decisions"], [("0" * 64, "drop", "", "another dataset"), ("1" * 64, "", "", "pending x"),
+                                        ("2" * 64, "relabel", "aquaman", "a class of another dataset"),
+                                        (sha, "drop", "", "fan art")])
+    before = tree["decisions"].read_bytes()
+    flags, cleaned = run(tree)
+    assert str(tree["raw"] / "batman" / "ok1.png") not in set(cleaned["path"])  # the active row still applies
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "3 row(s)" in warnings[0] and "(2 decided, 1 pending)" in warnings[0]
+    assert tree["decisions"].read_bytes().startswith(before)  # kept, byte for byte
+
+
 def test_bad_decisions_file_on_the_command_line_writes_nothing(tree):
     tree["decisions"].parent.mkdir(parents=True)
-    write_decisions(tree["decisions"], [("0" * 64, "keep", "", "")])
+    write_decisions(tree["decisions"], [(sha_of(tree["manifest"], tree["raw"] / "batman" / "ok0.png"), "kept", "", "")])
     before = tree["decisions"].read_text()
     out = tree["tmp"] / "out"
     result = subprocess.run([sys.executable, "-m", "heroes", "clean", str(tree["manifest_path"]),

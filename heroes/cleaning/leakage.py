@@ -4,8 +4,8 @@ import numpy
 import pandas
 
 from heroes.cleaning.fingerprints import fingerprint_all, hash_words
-from heroes.cleaning.near_duplicates import close_pairs
-from heroes.data.split import SPLIT_NAMES
+from heroes.cleaning.near_duplicates import HASH_WORDS, close_pairs
+from heroes.data.split import SPLIT_NAMES, check_split_names
 from heroes.errors import UserError
 
 LEAK_COLUMNS = ["kind", "distance", "split_a", "path_a", "label_a", "split_b", "path_b", "label_b"]
@@ -21,6 +21,13 @@ def check_same_manifest(splits: pandas.DataFrame, manifest: pandas.DataFrame, sp
         example = (missing or changed)[0]
         raise UserError(f"{splits_name} was not made from {manifest_name}: {len(missing)} of its {len(splits)} paths "
                         f"are not in it and {len(changed)} have another sha256 (e.g. {example})")
+
+
+def check_threshold(threshold) -> None:
+    """A hash distance is a whole number of bits between 0 and the hash's length."""
+    bits = 64 * HASH_WORDS
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, numpy.integer)) or not 0 <= threshold <= bits:
+        raise UserError(f"near-duplicate threshold must be a whole number of bits from 0 to {bits}, got {threshold!r}")
 
 
 def _pairs_of_equal(values: numpy.ndarray) -> tuple:
@@ -42,6 +49,8 @@ def find_leaks(splits: pandas.DataFrame, threshold: int | None = None, progress=
     from heroes.cleaning.flags import NEAR_THRESHOLD
 
     threshold = NEAR_THRESHOLD if threshold is None else threshold
+    check_threshold(threshold)
+    check_split_names(splits)
     used = splits[splits["split"].isin(SPLIT_NAMES)].reset_index(drop=True)
     prints, _ = fingerprint_all(used["path"], progress=progress, workers=workers)
     broken = prints["error"] != ""

@@ -1,22 +1,38 @@
-"""Review decisions (``sha256,decision,label,note``): validated, replayed on every run, never lost or doubled.
+"""Review decisions (``sha256,decision,label,note``): read strictly, replayed on every run, never lost or doubled.
 
 A decision is keyed by the file's sha256, so renaming or moving a file keeps it.
 ``keep`` overrides every automatic flag of that picture, ``drop`` removes it,
 ``relabel`` moves it to ``label`` (an existing class) before duplicates are
 grouped, so a relabelled cross-class copy becomes an ordinary duplicate. An empty
 decision is a pending review: cleaning appends one row per picture that needs a
-person, and leaves every existing row exactly as it was.
+person.
+
+The file is a person's, so this module is the one place that reads and writes it,
+and it only ever appends: rows already there stay byte for byte as they were, with
+any columns a person added (``reviewer``, ``date``), their values and their order.
+A row whose cell count differs from the header's (a note with an unquoted comma),
+broken quoting, an unknown decision or two decisions for one picture stop the run
+with one line naming the line. A decision whose picture is not in the manifest
+(another dataset, a deleted file, a row written for another run) stays in the file,
+inactive, counted in one warning line. Appended cells that start like a spreadsheet
+formula get a leading quote, which reading removes (``heroes.io.spreadsheet_safe``).
 """
 
+import csv
+import io
+import sys
 from pathlib import Path
 
 import pandas
 
 from heroes.errors import UserError
-from heroes.io import read_csv, write_csv
+from heroes.io import atomic_path, from_spreadsheet, read_rows, read_text, spreadsheet_safe
 
 DECISION_COLUMNS = ["sha256", "decision", "label", "note"]
+REQUIRED_COLUMNS = ["sha256", "decision"]
 DECISIONS = ("keep", "drop", "relabel")
+SHA256_DIGITS = "[0-9a-f]{64}"
+WHAT = "decisions file"
 
 
 def empty_decisions() -> pandas.DataFrame:
@@ -24,45 +40,74 @@ def empty_decisions() -> pandas.DataFrame:
 
 
 def read_decisions(path, manifest: pandas.DataFrame) -> pandas.DataFrame:
-    """The decisions file checked against ``manifest``; an absent file means no decisions yet."""
-    if path is None or not Path(path).exists():
+    """The decisions that apply to ``manifest``, checked; an absent file means no decisions yet.
+
+    Values are read as meant (spaces trimmed, decisions in lower case), never written back. Rows for pictures not
+    in ``manifest`` are left out and counted in one warning line on stderr.
+    """
+    if path is None or not Path(path).exists() or not read_text(path, WHAT).strip():
         return empty_decisions()
-    frame = read_csv(path, required=["sha256", "decision"], what="decisions file")
-    for column in DECISION_COLUMNS:
-        if column not in frame.columns:
-            frame[column] = ""
-    frame = frame[DECISION_COLUMNS].apply(lambda column: column.str.strip())
+    frame = _read_file(path)
+    _check(frame, path)
+    active = frame["sha256"].isin(set(manifest["sha256"]) - {""})
+    _warn_inactive(frame[~active], path)
+    frame = frame[active]
+    _check_labels(frame, manifest, path)
+    return frame[DECISION_COLUMNS].drop_duplicates().reset_index(drop=True)
+
+
+def _read_file(path) -> pandas.DataFrame:
+    """Every row of the file, its values as meant, with the ``line`` it starts on; strict about its shape."""
+    header, rows = read_rows(path, WHAT)
+    missing = [column for column in REQUIRED_COLUMNS if column not in header]
+    if missing:
+        raise UserError(f"{WHAT} {path} lacks required column(s): {', '.join(missing)}")
+    records = [{"line": line, **{column: _meant(cells[header.index(column)]) if column in header else ""
+                                 for column in DECISION_COLUMNS}} for line, cells in rows]
+    frame = pandas.DataFrame(records, columns=["line", *DECISION_COLUMNS])
     frame["decision"] = frame["decision"].str.lower()
-    _check(frame, manifest, path)
-    return frame.drop_duplicates().reset_index(drop=True)
+    frame["sha256"] = frame["sha256"].str.lower()
+    return frame
 
 
-def _check(frame: pandas.DataFrame, manifest: pandas.DataFrame, path) -> None:
-    """Unknown decisions, relabels without a known class, strangers and contradictions are errors."""
-    line = frame.index + 2  # header is line 1
-    unknown = ~frame["decision"].isin(("", *DECISIONS))
-    if unknown.any():
-        first = unknown.idxmax()
-        raise UserError(f"decisions file {path} line {line[first]}: unknown decision {frame.at[first, 'decision']!r} "
-                        f"(expected {', '.join(DECISIONS)}, or empty while pending)")
+def _meant(cell: str) -> str:
+    return from_spreadsheet(cell.strip()).strip()
+
+
+def _check(frame: pandas.DataFrame, path) -> None:
+    """Unknown decisions, malformed digests and contradictions are errors, in any row."""
+    _refuse(frame, ~frame["sha256"].str.fullmatch(SHA256_DIGITS), path,
+            lambda row: f"sha256 {row.sha256!r} is not 64 hex digits (copy it from the note or the manifest)")
+    _refuse(frame, ~frame["decision"].isin(("", *DECISIONS)), path,
+            lambda row: f"unknown decision {row.decision!r} (expected {', '.join(DECISIONS)}, or empty while pending)")
+    decided = frame[frame["decision"] != ""].drop_duplicates(["sha256", "decision", "label"])
+    _refuse(decided, decided["sha256"].duplicated(keep=False), path,
+            lambda row: f"sha256 {row.sha256[:16]}… has conflicting decisions; keep one row per picture")
+
+
+def _check_labels(frame: pandas.DataFrame, manifest: pandas.DataFrame, path) -> None:
+    """A relabel of a picture in this manifest names one of its classes."""
     data = manifest[manifest["status"] == "ok"]
     labels = set(data.loc[data["role"].isin(["data", ""]), "label"]) if "role" in data else set(data["label"])
-    bad_label = (frame["decision"] == "relabel") & ~frame["label"].isin(labels)
-    if bad_label.any():
-        first = bad_label.idxmax()
-        raise UserError(f"decisions file {path} line {line[first]}: relabel needs a label among "
-                        f"{', '.join(sorted(labels))}; got {frame.at[first, 'label']!r}")
-    stranger = ~frame["sha256"].isin(set(manifest["sha256"]) - {""})
-    if stranger.any():
-        first = stranger.idxmax()
-        raise UserError(f"decisions file {path} line {line[first]}: sha256 {frame.at[first, 'sha256'][:16]}… is "
-                        f"not in the manifest (a file that left the data? delete the row or re-scan)")
-    decided = frame[frame["decision"] != ""].drop_duplicates(["sha256", "decision", "label"])
-    doubled = decided["sha256"].duplicated(keep=False)
-    if doubled.any():
-        first = decided.index[doubled.argmax()]
-        raise UserError(f"decisions file {path} line {line[first]}: sha256 {frame.at[first, 'sha256'][:16]}… has "
-                        f"conflicting decisions; keep one row per picture")
+    _refuse(frame, (frame["decision"] == "relabel") & ~frame["label"].isin(labels), path,
+            lambda row: f"relabel needs a label among {', '.join(sorted(labels))}; got {row.label!r}")
+
+
+def _refuse(frame: pandas.DataFrame, bad: pandas.Series, path, message) -> None:
+    """A one-line ``UserError`` for the first ``bad`` row, naming its line."""
+    if bad.any():
+        row = next(frame[bad].itertuples())
+        raise UserError(f"{WHAT} {path} line {row.line}: {message(row)}")
+
+
+def _warn_inactive(inactive: pandas.DataFrame, path) -> None:
+    """One line: how many rows name pictures this manifest does not hold (they stay in the file, unused)."""
+    if inactive.empty:
+        return
+    decided = int((inactive["decision"] != "").sum())
+    print(f"warning: {len(inactive)} row(s) of {path} name pictures not in this manifest ({decided} decided, "
+          f"{len(inactive) - decided} pending): another dataset or a removed file; they stay in the file, inactive",
+          file=sys.stderr)
 
 
 def decided(decisions: pandas.DataFrame) -> pandas.DataFrame:
@@ -139,9 +184,29 @@ def pending(flags: pandas.DataFrame, decisions: pandas.DataFrame) -> pandas.Data
 
 
 def sync_decisions(path, decisions: pandas.DataFrame, flags: pandas.DataFrame) -> int:
-    """Append pending rows for new reviews (atomically); existing rows are kept as they are. Returns rows added."""
+    """Append pending rows for new reviews (atomically); existing rows stay byte for byte. Returns rows added."""
     new = pending(flags, decisions)
     if new.empty:
         return 0
-    write_csv(pandas.concat([decisions, new], ignore_index=True)[DECISION_COLUMNS], path)
+    append_decisions(path, new)
     return len(new)
+
+
+def append_decisions(path, rows: pandas.DataFrame) -> None:
+    """Append ``rows`` to the decisions file atomically, under its own header (columns a person added stay, empty
+    in the new rows; a column the file lacks is left out) and line endings; create the file when absent."""
+    path = Path(path)
+    original = path.read_bytes() if path.exists() else b""
+    header = read_rows(path, WHAT)[0] if original.strip() else DECISION_COLUMNS
+    newline = "\r\n" if b"\r\n" in original else "\n"
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator=newline)
+    if not original.strip():
+        original = b""
+        writer.writerow(header)
+    for row in rows.to_dict("records"):
+        writer.writerow([spreadsheet_safe(str(row.get(column, ""))) for column in header])
+    if original and not original.endswith((b"\n", b"\r")):
+        original += newline.encode()
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(original + text.getvalue().encode("utf-8"))

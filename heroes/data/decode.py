@@ -18,6 +18,16 @@ Policies (others rely on them):
   width x height above ``max_pixels`` (default ``DEFAULT_MAX_PIXELS`` = 50 Mpx).
   Pillow's own hard limit (2 x ``Image.MAX_IMAGE_PIXELS``, about 179 Mpx) still
   applies on top; this module never changes ``Image.MAX_IMAGE_PIXELS``.
+* Memory budget: decoding needs ``decode_bytes`` (the image as Pillow stores it,
+  width x height x bands x bytes per sample plus a pointer per row, its RGB copy,
+  and the working copies of transparency and wide samples). Above ``max_bytes``
+  (default ``DEFAULT_MAX_BYTES`` = 1 GiB) a JPEG is decoded at 1/2, 1/4 or 1/8 scale
+  by libjpeg's DCT scaling (``Image.draft``); any other format is refused. A
+  1 x 49,000,000 image, under the pixel limit, is refused: its row pointers alone
+  take 392 MB.
+* A header that claims more pixels than the file's bytes can hold is refused before
+  decoding: a Huffman-coded JPEG spends at least one bit per 8 x 8 block, deflate
+  packs at most 1032 bytes into one (PNG).
 * Truncated files are rejected (``ImageFile.LOAD_TRUNCATED_IMAGES`` stays False;
   PNGs are also checked chunk by chunk, WebPs against their declared RIFF size).
 * Every failure is a ``DecodeError`` with a short human-readable ``reason``.
@@ -27,6 +37,7 @@ Pillow BICUBIC (``reducing_gap=3.0``), preserving the aspect ratio, then take th
 centre square. Both steps are done in one ``resize(box=...)`` call.
 """
 
+import math
 import os
 import re
 import struct
@@ -34,9 +45,17 @@ import zlib
 from contextlib import contextmanager
 
 import numpy
-from PIL import Image, ImageOps
+from PIL import Image, ImageMode, ImageOps
+
+from heroes.io import file_problem
 
 DEFAULT_MAX_PIXELS = 50_000_000
+DEFAULT_MAX_BYTES = 2**30
+ROW_POINTER = 8  # bytes Pillow keeps per image row, whatever its width
+JPEG_SCALES = (1, 2, 4, 8)  # libjpeg's DCT scaling: decode at 1/1, 1/2, 1/4 or 1/8 of each side
+DEFLATE_MAX_RATIO = 1032  # one bit of length and one of distance give at most 258 bytes
+# Start-of-frame markers of arithmetic-coded JPEGs, which can spend less than a bit per block.
+ARITHMETIC_SOF = tuple(b"\xff" + bytes([marker]) for marker in (0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF))
 WHITE = (255, 255, 255, 255)
 _SNIFF_BYTES = 512
 # Magic numbers of formats Pillow reads: a file that starts like an image but
@@ -73,18 +92,72 @@ class DecodeError(Exception):
         self.reason = reason
 
 
-def decode_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Decode ``path`` by content into a loaded RGB image, or raise ``DecodeError``."""
-    _check_not_empty(path)
-    with _decode_errors(path, max_pixels), Image.open(path) as source:
-        source_format, source_mode = source.format, source.mode
-        _check_pixels(source.size, max_pixels)
-        source.load()
-        _check_complete(path, source_format)
-        rgb = to_rgb(_apply_orientation(source))
-    rgb.format = source_format
-    rgb.info["source_mode"] = source_mode
+def decode_image(path, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES) -> Image.Image:
+    """Decode ``path`` by content into a loaded RGB image, or raise ``DecodeError``.
+
+    A JPEG too large for ``max_bytes`` comes back scaled down; ``image.info["full_size"]`` is its size as displayed.
+    """
+    with _loaded(path, max_pixels, max_bytes) as (source, facts):
+        rgb = to_rgb(source)
+    rgb.format = facts["format"]
+    rgb.info.update(source_mode=facts["mode"], full_size=(facts["width"], facts["height"]))
     return rgb
+
+
+def inspect_image(path, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES) -> dict:
+    """Decode every pixel of ``path`` to prove it whole, and say what it is: width and height as displayed, format
+    and mode; ``DecodeError`` exactly when ``decode_image`` would raise one.
+
+    A JPEG is decoded at 1/8 scale: libjpeg still reads the whole stream, the pixels take 1/64 of the memory.
+    """
+    with _loaded(path, max_pixels, max_bytes, smallest=True) as (source, facts):
+        to_rgb(source.crop((0, 0, 1, 1)))  # the mode converts
+    return facts
+
+
+def image_bytes(size, mode: str) -> int:
+    """Bytes Pillow holds for an image: width x height x bands x bytes per sample (several bands padded to 4, as
+    Pillow stores them) plus a pointer per row."""
+    width, height = size
+    try:
+        sample = numpy.dtype(ImageMode.getmode(mode).typestr).itemsize
+        pixel = 4 if Image.getmodebands(mode) > 1 else sample
+    except (KeyError, TypeError, ValueError):
+        pixel = 4
+    return height * (width * pixel + ROW_POINTER)
+
+
+def decode_bytes(size, mode: str, transparent: bool = False) -> int:
+    """Peak bytes of ``decode_image`` for a ``size`` image stored as ``mode``: the decoded image and its RGB copy,
+    plus two RGBA copies to blend transparency over white, or the int64/float64 arrays that scale wide samples."""
+    width, height = size
+    needed = image_bytes(size, mode) + image_bytes(size, "RGB")
+    if transparent:
+        needed += 2 * image_bytes(size, "RGBA")
+    if mode.startswith("I") or mode == "F":
+        needed += 16 * width * height
+    return needed
+
+
+@contextmanager
+def _loaded(path, max_pixels: int, max_bytes: int, smallest: bool = False):
+    """The image at ``path``, checked, loaded and turned upright, with its facts (size as displayed, format, mode).
+
+    ``smallest``: JPEGs at 1/8 scale whatever the budget (``inspect_image``).
+    """
+    _check_readable(path)
+    with _decode_errors(path, max_pixels), Image.open(path) as source:
+        facts = {"width": source.width, "height": source.height, "format": source.format, "mode": source.mode}
+        _check_pixels(source.size, max_pixels)
+        _check_plausible(path, source)
+        _fit_budget(source, max_bytes, smallest)
+        source.load()
+        _check_complete(path, facts["format"])
+        loaded = source.size
+        _apply_orientation(source)
+        if source.size != loaded:  # turned a quarter: the size as displayed swaps too
+            facts["width"], facts["height"] = facts["height"], facts["width"]
+        yield source, facts
 
 
 @contextmanager
@@ -157,22 +230,58 @@ def _over_white(rgba: Image.Image) -> Image.Image:
     return Image.alpha_composite(background, rgba).convert("RGB")
 
 
-def _apply_orientation(image: Image.Image) -> Image.Image:
-    """Rotate/flip per EXIF; a corrupt EXIF block leaves the (valid) pixels as stored."""
+def _apply_orientation(image: Image.Image) -> None:
+    """Rotate/flip per EXIF, in place (no third copy of the pixels); a corrupt EXIF block leaves them as stored."""
     try:
-        return ImageOps.exif_transpose(image)
+        ImageOps.exif_transpose(image, in_place=True)
     except _DECODER_ERRORS:
-        return image
+        pass
 
 
-def _check_not_empty(path) -> None:
-    """Pillow says "cannot identify" for a zero-byte file; say what it is."""
-    try:
-        empty = os.stat(path).st_size == 0
-    except OSError as error:
-        raise DecodeError(f"unreadable: {error.strerror or error}") from None
-    if empty:
+def _check_readable(path) -> None:
+    """A plain, non-empty file (a FIFO would block; Pillow says "cannot identify" for zero bytes): say what it is."""
+    problem = file_problem(path)
+    if problem:
+        raise DecodeError(problem)
+    if os.path.getsize(path) == 0:
         raise DecodeError("empty file")
+
+
+def _check_plausible(path, source: Image.Image) -> None:
+    """Refuse a header that claims more pixels than the file's bytes can encode, before any pixel is allocated."""
+    width, height = source.size
+    size = os.path.getsize(path)
+    if source.format in ("JPEG", "MPO"):
+        with open(path, "rb") as handle:
+            head = handle.read(65536)
+        if any(marker in head for marker in ARITHMETIC_SOF):
+            return  # arithmetic coding (rare) is not bounded by a bit per block
+        needed = math.ceil(width / 8) * math.ceil(height / 8) / 8
+    elif source.format == "PNG":
+        needed = height * (1 + math.ceil(width / 8)) / DEFLATE_MAX_RATIO  # a filter byte per row, 1 bit per pixel
+    else:
+        return
+    if size < needed:
+        raise DecodeError(f"corrupt image data: {width}x{height} pixels cannot fit in {size:,} bytes "
+                          f"(a {source.format} that size needs at least {math.ceil(needed):,})")
+
+
+def _fit_budget(source: Image.Image, max_bytes: int, smallest: bool) -> None:
+    """Scale a JPEG down (DCT scaling) until decoding fits ``max_bytes``; refuse any other image that does not."""
+    transparent = source.mode in ("RGBA", "LA", "PA") or "transparency" in source.info
+    jpeg = source.format in ("JPEG", "MPO")
+    scales = JPEG_SCALES[-1:] if jpeg and smallest else JPEG_SCALES if jpeg else (1,)
+    width, height = source.size
+    for scale in scales:
+        scaled = (math.ceil(width / scale), math.ceil(height / scale))
+        if not max_bytes or decode_bytes(scaled, source.mode, transparent) <= max_bytes:
+            if scale > 1:  # libjpeg scales both sides alike: a 1-pixel-wide JPEG does not shrink
+                source.draft(source.mode, (max(1, width // scale), max(1, height // scale)))
+            break
+    needed = decode_bytes(source.size, source.mode, transparent)
+    if max_bytes and needed > max_bytes:
+        raise DecodeError(f"too large to decode: {width}x{height} {source.mode} needs {_mebibytes(needed)} MiB, "
+                          f"over the {_mebibytes(max_bytes)} MiB memory budget")
 
 
 def _check_pixels(size, max_pixels: int) -> None:
@@ -205,6 +314,10 @@ def _shorter_than_declared(path) -> bool:
     if len(header) < 12 or header[:4] != b"RIFF":
         return False
     return size < struct.unpack("<I", header[4:8])[0] + 8
+
+
+def _mebibytes(count: int) -> str:
+    return f"{count / 2**20:,.0f}"
 
 
 def _megapixels(pixels: int) -> str:

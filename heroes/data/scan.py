@@ -3,19 +3,18 @@
 import hashlib
 import multiprocessing
 import os
-import stat
 import sys
 import threading
 import unicodedata
 import warnings
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas
 
 from heroes import io
-from heroes.data.decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image
+from heroes.data.decode import DecodeError, inspect_image
+from heroes.data.workers import ordered_map
 from heroes.errors import UserError
 
 COLUMNS = [
@@ -25,6 +24,7 @@ COLUMNS = [
 REQUIRED_COLUMNS = ["path", "label", "status", "reason", "sha256", "width", "height", "format"]
 INTEGER_COLUMNS = ["width", "height", "bytes"]
 STATUSES = ("ok", "rejected")
+SHA256_PATTERN = "[0-9a-f]{64}"
 PROBES_FOLDER = "probes"
 SYSTEM_NAMES = {"thumbs.db", "desktop.ini", "__macosx", "@eadir", "$recycle.bin", "system volume information"}
 # Below this many files a process pool costs more to start than it saves.
@@ -41,8 +41,9 @@ def scan(root, progress: bool = True, workers: int | None = None) -> pandas.Data
     root_path = _checked_root(root)
     entries, extra_rows = _walk(root_path)
     rows = extra_rows + _inspect_all(entries, progress, workers)
+    absolute = Path(os.path.abspath(root_path))  # never relative to the working directory of the moment
     for row in rows:
-        row["path"] = (root_path / row["relpath"]).as_posix()
+        row["path"] = (absolute / row["relpath"]).as_posix()
     name_classes(rows)
     rows.sort(key=lambda row: row["relpath"])
     frame = pandas.DataFrame(rows, columns=COLUMNS)
@@ -52,30 +53,45 @@ def scan(root, progress: bool = True, workers: int | None = None) -> pandas.Data
     return frame
 
 
-def write_manifest(frame: pandas.DataFrame, path) -> Path:
-    """Write the manifest CSV atomically; a bad destination is a ``UserError``, never an ``OSError``."""
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"cannot write {path}: it is a folder")
-    root = frame.attrs.get("root")
-    if root and _is_inside(path, Path(root)):
-        raise UserError(f"refusing to write {path} inside the scanned folder {root}: it must stay unchanged")
-    try:
-        return io.write_csv(frame, path)
-    except OSError as error:
-        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
+def write_manifest(frame: pandas.DataFrame, path, inputs=()) -> Path:
+    """Write the manifest CSV atomically, its paths absolute; a bad destination (an input, a folder, inside the
+    dataset) is a ``UserError``, never an ``OSError``."""
+    io.check_output_path(path, inputs=inputs, forbidden_dirs=dataset_roots(frame))
+    written = frame.assign(path=io.absolute_paths(frame["path"]))
+    return io.write_csv(written, path)
 
 
 def read_manifest(path) -> pandas.DataFrame:
-    """Read a manifest CSV: strings, with ``width``/``height``/``bytes`` as nullable integers."""
+    """Read a manifest CSV: strings, with ``width``/``height``/``bytes`` as nullable integers, and absolute paths
+    (relative ones are taken from the manifest's folder, never from the working directory)."""
     frame = io.read_csv(path, required=REQUIRED_COLUMNS, what="manifest")
     bad_status = sorted(set(frame["status"]) - set(STATUSES))
     if bad_status:
         raise UserError(f"manifest {path}: unknown status value(s) {', '.join(map(repr, bad_status))}")
+    _check_digests(frame, path)
+    frame["path"] = io.resolved_paths(frame["path"], path)
     for column in INTEGER_COLUMNS:
         if column in frame.columns:
             frame[column] = _integers(frame[column], column, path)
     return frame
+
+
+def dataset_roots(frame: pandas.DataFrame) -> list:
+    """The scanned folders a manifest's rows come from (``path`` less ``relpath``): no command writes inside them."""
+    roots = {frame.attrs["root"]} if frame.attrs.get("root") else set()
+    if "relpath" in frame.columns:
+        roots |= {path[: -len(relpath) - 1] for path, relpath in zip(frame["path"], frame["relpath"])
+                  if relpath and path.endswith("/" + relpath)}
+    return sorted(root for root in roots if root)
+
+
+def _check_digests(frame: pandas.DataFrame, path) -> None:
+    """An ok row without its sha256 cannot be grouped, split or matched to a decision: re-scan, never guess."""
+    ok = frame[frame["status"] == "ok"]
+    bad = ok[~ok["sha256"].str.fullmatch(SHA256_PATTERN)]
+    if not bad.empty:
+        raise UserError(f"manifest {path}: {len(bad)} ok row(s) lack a sha256 of 64 hex digits "
+                        f"(e.g. {bad['path'].iloc[0]!r}); re-run the scan")
 
 
 def describe_manifest(frame: pandas.DataFrame, out_path=None) -> str:
@@ -199,14 +215,12 @@ def _inspect_all(entries, progress: bool, workers: int | None) -> list:
     with _progress_bar(len(entries), progress) as bar, warnings.catch_warnings():
         _quiet()
         if context is None:
-            for entry in entries:
-                rows.append(_inspect(entry))
-                bar.update()
+            inspected = map(_inspect, entries)
         else:
-            with ProcessPoolExecutor(max_workers=workers, initializer=_quiet, mp_context=context) as pool:
-                for row in pool.map(_inspect, entries, chunksize=CHUNK_SIZE):
-                    rows.append(row)
-                    bar.update()
+            inspected = ordered_map(_inspect, entries, workers, context, CHUNK_SIZE, initializer=_quiet)
+        for row in inspected:
+            rows.append(row)
+            bar.update()
     return rows
 
 
@@ -245,25 +259,20 @@ def _inspect(entry: dict) -> dict:
     reason = entry["skip"] or read_problem
     if not reason:
         try:
-            image = decode_image(entry["file"], DEFAULT_MAX_PIXELS)
+            row.update(inspect_image(entry["file"]))
         except DecodeError as error:
             reason = error.reason
-        else:
-            row.update(width=image.width, height=image.height, format=image.format, mode=image.info["source_mode"])
     row.update(status="rejected" if reason else "ok", reason=reason)
     return row
 
 
 def _read_facts(file: str, row: dict) -> str:
     """Fill ``bytes`` and ``sha256``; return a rejection reason when the file cannot be read."""
+    problem = io.file_problem(file)  # the words predict uses too: broken symlink, symlink loop, not a regular file
+    if problem:
+        return problem
     try:
-        info = os.stat(file)
-    except OSError as error:
-        return "broken symlink" if os.path.islink(file) else f"unreadable: {error.strerror or error}"
-    if not stat.S_ISREG(info.st_mode):
-        return "not a regular file"  # a FIFO or device would block or never end
-    row["bytes"] = info.st_size
-    try:
+        row["bytes"] = os.path.getsize(file)
         with open(file, "rb") as handle:
             row["sha256"] = hashlib.file_digest(handle, "sha256").hexdigest()
     except OSError as error:
@@ -294,13 +303,6 @@ def _encodable(text: str) -> bool:
 def _printable(text: str) -> str:
     """The text, with undecodable bytes shown as ``\\xNN`` so the CSV can be written."""
     return text if _encodable(text) else os.fsencode(text).decode("utf-8", "backslashreplace")
-
-
-def _is_inside(path: Path, folder: Path) -> bool:
-    try:
-        return path.resolve().is_relative_to(folder.resolve())
-    except OSError:
-        return False
 
 
 def _integers(column: pandas.Series, name: str, path) -> pandas.Series:

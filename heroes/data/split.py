@@ -24,7 +24,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from heroes.errors import UserError
-from heroes.io import read_csv, write_csv
+from heroes.io import absolute_paths, check_output_path, read_csv, resolved_paths, write_csv
 
 SPLIT_NAMES = ("train", "val", "test")
 SPLIT_COLUMNS = ["path", "label", "sha256", "group_key", "split"]
@@ -70,6 +70,10 @@ def _usable_rows(manifest: pandas.DataFrame) -> pandas.DataFrame:
         usable = usable[usable["role"].isin(["data", ""])]
     if usable.empty:
         raise UserError("the manifest has no usable images (status ok) to split")
+    unhashed = usable["sha256"].fillna("").str.strip() == ""
+    if unhashed.any():  # one empty key would join them all into one group and leave every image unused
+        example = usable["path"][unhashed].iloc[0]
+        raise UserError(f"{int(unhashed.sum())} usable image(s) have no sha256 (e.g. {example}); re-run the scan")
     return usable.copy()
 
 
@@ -136,14 +140,28 @@ def make_splits(manifest, train=200, val=25, test=25, seed=0) -> pandas.DataFram
     return usable[SPLIT_COLUMNS + extra].sort_values(["label", "split", "path"]).reset_index(drop=True)
 
 
-def write_splits(splits: pandas.DataFrame, path) -> None:
-    """Write the splits CSV atomically."""
-    write_csv(splits, path)
+def write_splits(splits: pandas.DataFrame, path, inputs=(), forbidden_dirs=()) -> None:
+    """Write the splits CSV atomically, its paths absolute (``check_output_path`` first)."""
+    check_output_path(path, inputs=inputs, forbidden_dirs=forbidden_dirs)
+    write_csv(splits.assign(path=absolute_paths(splits["path"])), path)
 
 
 def read_splits(path) -> pandas.DataFrame:
-    """Read a splits CSV, checking its columns."""
-    return read_csv(path, required=SPLIT_COLUMNS, what="splits file")
+    """Read a splits CSV, checking its columns and split names; paths come back absolute (relative ones are taken
+    from the file's folder). An unknown split (``TRAIN``) is refused: ignoring it could hide a leak."""
+    splits = read_csv(path, required=SPLIT_COLUMNS, what="splits file")
+    check_split_names(splits, f"splits file {path}")
+    splits["path"] = resolved_paths(splits["path"], path)
+    return splits
+
+
+def check_split_names(splits: pandas.DataFrame, source="splits") -> None:
+    """Every row is train, val, test or unused; anything else (``TRAIN``) is a one-line ``UserError``."""
+    unknown = ~splits["split"].isin((*SPLIT_NAMES, "unused"))
+    if unknown.any():
+        first = unknown.to_numpy().argmax()
+        raise UserError(f"{source}: data row {first + 1} has the unknown split {splits['split'].iloc[first]!r} "
+                        f"(expected {', '.join(SPLIT_NAMES)} or unused)")
 
 
 def describe_splits(splits: pandas.DataFrame, out_path=None) -> str:

@@ -4,12 +4,13 @@
 # heroes.data.decode.fit_and_crop; preprocessing is inside. The class names are written beside them as JSON.
 
 import importlib.util
+import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from heroes.errors import UserError
-from heroes.io import write_json
+from heroes.io import check_output_path, write_json
 
 FORMATS = ("savedmodel", "onnx")
 KERAS_FORMATS = {"savedmodel": "tf_saved_model", "onnx": "onnx"}
@@ -35,17 +36,23 @@ def missing_onnx_packages() -> list:
     return [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
 
 
-def _check(format: str, out: Path) -> None:
+def _check(format: str, out: Path, model_path: Path) -> None:
     if format not in FORMATS:
         raise UserError(f"unknown export format {format!r}; known: {', '.join(FORMATS)}")
     if format == "onnx" and missing_onnx_packages():
         raise UserError(f"ONNX export needs {' and '.join(missing_onnx_packages())}: "
                         "pip install tf2onnx onnx (and onnxruntime to run the result)")
-    # Replacing is fine for an earlier export, never for some other folder the user pointed at by mistake.
-    if format == "savedmodel" and out.exists() and not (out / "saved_model.pb").is_file():
-        raise UserError(f"{out} exists and is not a SavedModel; choose another --out")
-    if format == "onnx" and out.is_dir():
+    from heroes.modeling.saving import class_names_path
+
+    inputs = (model_path, class_names_path(model_path))
+    if format == "onnx" and os.path.isdir(out):
         raise UserError(f"{out} is a folder; --out for ONNX is a file such as model.onnx")
+    check_output_path(out, inputs=inputs, folder=format == "savedmodel")
+    # Replacing is fine for an earlier export, never for some other folder the user pointed at by mistake.
+    if format == "savedmodel" and os.path.isdir(out) and not os.path.isfile(out / "saved_model.pb"):
+        raise UserError(f"{out} exists and is not a SavedModel; choose another --out")
+    if format == "onnx":
+        check_output_path(class_names_file(out, format), inputs=inputs)
 
 
 def _signature(model, format: str) -> dict:
@@ -58,11 +65,18 @@ def _signature(model, format: str) -> dict:
     return {"input_signature": [spec]}
 
 
-def _publish(temporary: Path, out: Path) -> None:
-    """Move a finished export over ``out`` (a folder cannot be renamed over a non-empty one)."""
+def _publish(temporary: Path, out: Path, workspace: Path) -> None:
+    """Move a finished export over ``out``: an earlier export folder is moved aside first (a folder cannot be
+    renamed over a non-empty one) and put back if the move in fails; the workspace's removal deletes it."""
+    previous = Path(tempfile.mkdtemp(dir=workspace)) / "previous"
     if out.is_dir():
-        shutil.rmtree(out)
-    temporary.replace(out)
+        out.replace(previous)
+    try:
+        temporary.replace(out)
+    except OSError as error:
+        if previous.exists():
+            previous.replace(out)
+        raise UserError(f"cannot write {out}: {error.strerror or error}") from None
 
 
 def export_model(model_path, format: str = "savedmodel", out=None) -> Path:
@@ -74,20 +88,26 @@ def export_model(model_path, format: str = "savedmodel", out=None) -> Path:
 
     model_path = model_file(model_path)
     out = Path(out) if out is not None else default_out(model_path, format)
-    _check(format, out)
+    _check(format, out, model_path)
     model, class_names = load_predictor(model_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    workspace = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        workspace = Path(tempfile.mkdtemp(prefix=".export.", dir=out.parent))
+    except OSError as error:
+        raise UserError(f"cannot write {out}: {error.strerror or error}") from None
     try:
         temporary = workspace / out.name
         try:
             model.export(str(temporary), format=KERAS_FORMATS[format], verbose=False, **_signature(model, format))
         except Exception as error:  # converters raise anything from ValueError to their own types
             raise UserError(f"cannot export {model_path} as {format}: {' '.join(str(error).split())[:200]}") from None
-        _publish(temporary, out)
+        # The class names go in (or beside) the finished export before it is moved into place, never after.
+        _write_class_names(class_names_file(temporary, format), class_names, model)
+        if format == "onnx":
+            _publish(class_names_file(temporary, format), class_names_file(out, format), workspace)
+        _publish(temporary, out, workspace)
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
-    _write_class_names(class_names_file(out, format), class_names, model)
     return out
 
 

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from heroes.data.decode import DecodeError, decode_image, fit_and_crop
 from heroes.data.sources import DATA_NOTEBOOK
 from heroes.errors import UserError
+from heroes.io import file_problem, printable
 from heroes.modeling import runs
 
 BATCH_SIZE = 32
@@ -89,10 +90,8 @@ def collect_inputs(inputs) -> list:
         if path.is_dir():
             files = _walk(path)
             entries += [(file, "") for file in files] or [(str(given), "folder holds no files")]
-        elif path.exists():
-            entries.append((str(given), ""))
-        else:
-            entries.append((str(given), "not found"))
+        else:  # "not found", "broken symlink", "symlink loop", "not a regular file": the scan's words
+            entries.append((str(given), file_problem(path)))
     return entries
 
 
@@ -163,8 +162,8 @@ def table_row(prediction: Prediction, path_width: int, cell_width: int) -> str:
     if prediction.status != "ok":
         cells = [f"rejected: {prediction.reason}"]
     else:
-        cells = [f"{label:<{cell_width - 7}} {format_probability(p):>6}" for label, p in prediction.top]
-    return "  ".join([f"{prediction.path:<{path_width}}", *cells]).rstrip()
+        cells = [f"{printable(label):<{cell_width - 7}} {format_probability(p):>6}" for label, p in prediction.top]
+    return "  ".join([f"{printable(prediction.path):<{path_width}}", *cells]).rstrip()
 
 
 def run(inputs, model_path, top_k=TOP_K, as_json=False, batch_size=BATCH_SIZE, progress=None, out=None) -> int:
@@ -175,8 +174,8 @@ def run(inputs, model_path, top_k=TOP_K, as_json=False, batch_size=BATCH_SIZE, p
     model, class_names = load_predictor(model_path)
     top_k = min(top_k, len(class_names))
     entries = collect_inputs(inputs)
-    path_width = max([len(path) for path, _ in entries] + [5])
-    cell_width = max(len(name) for name in class_names) + 7
+    path_width = max([len(printable(path)) for path, _ in entries] + [5])
+    cell_width = max(len(printable(name)) for name in class_names) + 7
     if not as_json:
         _emit(table_header(path_width, top_k, cell_width), out)
     counts = {"ok": 0, "rejected": 0}

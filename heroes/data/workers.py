@@ -1,0 +1,63 @@
+"""Worker processes that never outlive Ctrl-C: workers ignore SIGINT, the parent ends them, none holds a pipe."""
+
+import os
+import signal
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+
+from heroes.errors import UserError
+
+
+def ordered_map(function, items, workers: int, context, chunksize: int = 1, initializer=None):
+    """Yield ``function(item)`` for every item, in order, computed in ``workers`` forked processes.
+
+    Ctrl-C goes to the whole process group: the workers ignore it and the parent, on that or any other exception
+    (or when the consumer stops early), kills them before it propagates, so nothing is left blocked on a pipe.
+    A worker that dies (killed for memory, a crash in a decoder) is a one-line ``UserError``.
+    """
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start, initargs=(initializer,)) as pool:
+        try:
+            with sigint_held():  # forked now, the workers start with SIGINT held, then ignore it
+                results = pool.map(function, items, chunksize=chunksize)
+            yield from results
+        except BrokenProcessPool:
+            raise UserError("a worker process died (killed for memory, or a crash in an image decoder); "
+                            "nothing was written") from None
+        except BaseException:
+            _stop(pool)
+            raise
+
+
+@contextmanager
+def sigint_held():
+    """Within the block SIGINT waits (blocked, not lost); it is delivered when the block ends."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _worker_start(initializer) -> None:
+    """In each worker: ignore Ctrl-C (the parent decides), and write nowhere the parent's readers wait on."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # `scan ... | tee log` ends when the parent ends, whatever a worker still does
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    if initializer is not None:
+        initializer()
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Kill the workers now (Python 3.14's ``terminate_workers``, the same by hand before) and let the pool close."""
+    with sigint_held():  # a second Ctrl-C waits until the workers are gone
+        terminate = getattr(pool, "terminate_workers", None)
+        if terminate is not None:
+            terminate()
+        else:
+            for process in list((pool._processes or {}).values()):
+                process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
