@@ -134,7 +134,7 @@ def train_folder(request: FolderRun, out_dir, force: bool = False, progress: boo
     result = train.train_run(config, sets, name="train", run_dir=out, manifest_hash=scan.manifest_hash(manifest),
                              cache_dir=paths.PROCESSED / "features", progress=progress, save_model=True)
     scan.write_manifest(manifest, out / "manifest.csv")
-    write_csv(cleaned.flags, out / "flags.csv")
+    write_csv(cleaned.flags, out / "flags.csv", for_people=True)
     write_csv(splits, out / "splits.csv")
     metrics = {**result.metrics, "classes": list(result.metrics["class_names"]), "data_dir": str(data),
                "request": dataclasses.asdict(request)}

@@ -4,7 +4,6 @@ import hashlib
 import os
 import sys
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy
 import pandas
@@ -12,6 +11,7 @@ from PIL import Image
 
 from heroes.cleaning.near_duplicates import HASH_WORDS, from_hex, perceptual_hash, to_hex
 from heroes.data.decode import DecodeError, decode_image
+from heroes.data.workers import fork_context, ordered_map
 
 COLUMNS = ["path", "pixel_sha256", "hash", "spread", "error"]
 # Side of the box-filtered thumbnail whose colour spread measures "information":
@@ -84,15 +84,12 @@ def fingerprint_all(paths, progress: bool = True, workers: int | None = None) ->
     results = []
     with bar, warnings.catch_warnings():
         _quiet()
-        if workers > 1 and len(paths) >= POOL_MIN_FILES:
-            with ProcessPoolExecutor(max_workers=workers, initializer=_quiet) as pool:
-                for result in pool.map(fingerprint, paths, chunksize=CHUNK_SIZE):
-                    results.append(result)
-                    bar.update()
-        else:
-            for path in paths:
-                results.append(fingerprint(path))
-                bar.update()
+        context = fork_context() if workers > 1 and len(paths) >= POOL_MIN_FILES else None
+        computed = map(fingerprint, paths) if context is None else \
+            ordered_map(fingerprint, paths, workers, context, CHUNK_SIZE, initializer=_quiet)
+        for result in computed:  # workers stop on Ctrl-C and never fork a threaded (TensorFlow) process
+            results.append(result)
+            bar.update()
     frame = pandas.DataFrame([row for row, _ in results], columns=COLUMNS)
     vectors = numpy.stack([vector for _, vector in results]) if results else numpy.zeros((0, EMBEDDING_SIZE))
     frame["spread"] = pandas.to_numeric(frame["spread"].replace("", numpy.nan))

@@ -1,10 +1,8 @@
 """Scan a folder of class sub-folders into a manifest (one row per file), and read/write it."""
 
 import hashlib
-import multiprocessing
 import os
 import sys
-import threading
 import unicodedata
 import warnings
 from collections import Counter
@@ -14,7 +12,7 @@ import pandas
 
 from heroes import io
 from heroes.data.decode import DecodeError, inspect_image
-from heroes.data.workers import ordered_map
+from heroes.data.workers import fork_context, ordered_map
 from heroes.errors import UserError
 
 COLUMNS = [
@@ -210,7 +208,7 @@ def _entry(relpath: str, file: str) -> dict:
 def _inspect_all(entries, progress: bool, workers: int | None) -> list:
     """Inspect every entry, in a small forked process pool for large folders; order is preserved."""
     workers = min(2, os.cpu_count() or 1) if workers is None else workers
-    context = _fork_context() if workers > 1 and len(entries) >= POOL_MIN_FILES else None
+    context = fork_context() if workers > 1 and len(entries) >= POOL_MIN_FILES else None
     rows = []
     with _progress_bar(len(entries), progress) as bar, warnings.catch_warnings():
         _quiet()
@@ -232,18 +230,6 @@ def _progress_bar(total: int, progress: bool):
         monitor_interval = 0  # no monitor thread: a later scan must still see a single-threaded process
 
     return Bar(total=total, desc="scan", unit="file", file=sys.stderr, disable=None if progress else True)
-
-
-def _fork_context():
-    """The fork context when forking is safe, else None (scan serially).
-
-    fork is cheap and needs no ``__main__`` guard, but forking a process with running
-    threads (Jupyter, TensorFlow) can deadlock; spawn would re-run unguarded scripts.
-    """
-    threaded = threading.active_count() > 1 or "tensorflow" in sys.modules
-    if threaded or "fork" not in multiprocessing.get_all_start_methods():
-        return None
-    return multiprocessing.get_context("fork")
 
 
 def _quiet() -> None:

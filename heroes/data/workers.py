@@ -1,7 +1,10 @@
 """Worker processes that never outlive Ctrl-C: workers ignore SIGINT, the parent ends them, none holds a pipe."""
 
+import multiprocessing
 import os
 import signal
+import sys
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -61,3 +64,15 @@ def _stop(pool: ProcessPoolExecutor) -> None:
             for process in list((pool._processes or {}).values()):
                 process.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def fork_context():
+    """The fork context when forking is safe, else None (scan serially).
+
+    fork is cheap and needs no ``__main__`` guard, but forking a process with running
+    threads (Jupyter, TensorFlow) can deadlock; spawn would re-run unguarded scripts.
+    """
+    threaded = threading.active_count() > 1 or "tensorflow" in sys.modules
+    if threaded or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    return multiprocessing.get_context("fork")
