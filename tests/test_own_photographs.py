@@ -81,6 +81,9 @@ def test_train_end_to_end_gives_a_model_predict_loads(photos, tmp_path, capsys):
     assert sorted(metrics["classes"]) == sorted(PERSON_NAMES.values()) and metrics["test_n"] > 0
     for name in ("summary.md", "confusion-matrix.png", "learning-curves.png", "model.keras", "splits.csv"):
         assert (out / name).is_file(), name
+    assert list((out / "tensorboard").rglob("events.out.tfevents.*"))  # tensorboard --logdir models/ finds it
+    history = pandas.read_csv(out / "history.csv")
+    assert {"train_eval_loss", "train_eval_accuracy", "val_loss"} <= set(history.columns)
     assert cli.main(["predict", str(photos / "Wonder Woman"), "--model", str(out), "--top-k", "1"]) == 0
     table = capsys.readouterr().out
     assert "Wonder Woman" in table and len(table.strip().splitlines()) == 1 + 8

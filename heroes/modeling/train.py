@@ -4,6 +4,7 @@ import dataclasses
 import gc
 import math
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -11,14 +12,17 @@ import keras
 import numpy
 import pandas
 
+from heroes import hardware
 from heroes.config import TrainConfig, to_dict
 from heroes.data import augment
 from heroes.errors import UserError
-from heroes.modeling import build, features, runs, strategy, surgery
+from heroes.modeling import build, features, precision, runs, span, strategy, surgery
 from heroes.modeling.callbacks import BestWeights, EpochTimer
 from heroes.modeling.runs import RunResult
+from heroes.modeling.train_evaluation import TrainSetEvaluation
 
 CLASS_WEIGHTS = ("none", "balanced")
+OPTIMIZERS = ("sgd", "adam")
 PREDICT_BATCH = 32
 
 
@@ -66,8 +70,21 @@ def final_config(config: TrainConfig) -> TrainConfig:
         raise UserError(f"early_stopping is a patience in epochs (0 = off), not {config.early_stopping}")
     if config.augment and config.views < 2:
         raise UserError(f"augment=True needs views >= 2 (view 0 is the original image), got views={config.views}")
+    _check_optimizer(config)
     views = config.views if config.augment else 1
     return dataclasses.replace(config, views=views, feature_dtype=features.resolve_feature_dtype(config.feature_dtype))
+
+
+def _check_optimizer(config: TrainConfig) -> None:
+    if config.optimizer not in OPTIMIZERS:
+        raise UserError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {config.optimizer!r}")
+    if config.weight_decay < 0:
+        raise UserError(f"weight_decay must be >= 0, not {config.weight_decay}")
+    if config.suffix_path not in span.PATHS:
+        raise UserError(f"suffix_path must be one of {', '.join(span.PATHS)}, not {config.suffix_path!r}")
+    if config.suffix_precision not in precision.PRECISIONS:
+        raise UserError(f"suffix_precision must be one of {', '.join(precision.PRECISIONS)}, "
+                        f"not {config.suffix_precision!r}")
 
 
 def check_sets(sets: dict, image_size: int) -> tuple:
@@ -152,28 +169,43 @@ def fresh_session(config: TrainConfig) -> None:
         tensorflow.config.experimental.enable_op_determinism()
 
 
-def suffix_uses_xla(config: TrainConfig) -> bool:
-    """XLA for training the suffix on cached features, where nothing else changes: one device, no op determinism.
+def suffix_uses_xla(config: TrainConfig, suffix_precision: str = "float32") -> bool:
+    """XLA for training the suffix on cached features in float32 on a CPU without AVX-512, where nothing else changes:
+    one device, no op determinism.
 
-    Keras turns XLA off on CPU-only machines by default; measured on this quiet 2-core AVX2 CPU, XLA halves the time
+    Keras turns XLA off on CPU-only machines by default; measured on a quiet 2-core AVX2 CPU, XLA halves the time
     per training image of ResNet50's conv5 stage (108 -> 54 ms); VGG16's fc1/fc2, bound by memory traffic, stay at
-    about 18 ms (`python benchmarks/reproduce_budget.py`).
+    about 18 ms (`python benchmarks/reproduce_budget.py`). On a 2-core AVX-512 CPU with native bf16, oneDNN without
+    XLA is the faster one: conv5 float32 ~35 vs ~90 ms per training image, mixed bf16 ~19 vs ~33 ms (XLA's CPU
+    backend does not run bf16 through oneDNN), VGG16's span path ~8 vs ~10 s per epoch of 1,200 images.
     The end-to-end path keeps Keras' default: it is the reference a Keras user gets.
     """
-    return config.strategy == "none" and not config.deterministic
+    return (config.strategy == "none" and not config.deterministic and suffix_precision == "float32"
+            and "avx512f" not in hardware.cpu_flags())
+
+
+def make_optimizer(config: TrainConfig):
+    """SGD(lr, momentum, Nesterov) as the study, or Adam; ``weight_decay`` 0 means none."""
+    weight_decay = config.weight_decay or None
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=config.learning_rate, weight_decay=weight_decay)
+    return keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum,
+                                nesterov=config.nesterov, weight_decay=weight_decay)
 
 
 def compile_for_training(model, config, xla=False) -> None:
     with model.distribute_strategy.scope():  # the optimizer's variables live where the model's strategy puts them
-        optimizer = keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum)
+        optimizer = make_optimizer(config)
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                       jit_compile=True if xla else "auto")
 
 
-def _fit(model, batches, validation, config, class_weight, progress, xla=False) -> tuple:
-    """``model.fit`` with the best-weights callback; returns (history frame, best epoch)."""
+def _fit(model, batches, validation, config, class_weight, progress, xla=False, extra_callbacks=()) -> tuple:
+    """``model.fit`` with the best-weights callback (and ``extra_callbacks``); returns (history frame, best epoch)."""
     best, timer = BestWeights("val_loss"), EpochTimer()
-    callbacks = [best, timer]
+    # TrainSetEvaluation first: its train_eval_* numbers land in the logs the others (and TensorBoard) see
+    callbacks = [*[c for c in extra_callbacks if isinstance(c, TrainSetEvaluation)], best, timer,
+                 *[c for c in extra_callbacks if not isinstance(c, TrainSetEvaluation)]]
     if config.early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.early_stopping))
     compile_for_training(model, config, xla)
@@ -196,7 +228,7 @@ def _images(image_set, indices=None) -> numpy.ndarray:
     return numpy.asarray(images, dtype="float32")
 
 
-def _end_to_end(model, config, sets, class_weight, progress) -> dict:
+def _end_to_end(model, config, sets, class_weight, progress, callbacks=()) -> dict:
     """Fit the whole model on images (views made on the fly): slow, the reference the cache must match."""
     train = sets["train"]
     sha = numpy.asarray(train.sha256)
@@ -207,36 +239,107 @@ def _end_to_end(model, config, sets, class_weight, progress) -> dict:
     batches = EpochBatches(fetch, train.labels, config.batch_size, config.seed, config.views)
     validation = (_images(sets["val"]), sets["val"].labels)
     start = time.perf_counter()
-    history, best_epoch = _fit(model, batches, validation, config, class_weight, progress)
+    train_eval = TrainSetEvaluation(lambda indices: _images(train, indices), train.labels, PREDICT_BATCH)
+    history, best_epoch = _fit(model, batches, validation, config, class_weight, progress,
+                               extra_callbacks=(train_eval, *callbacks))
     return {"history": history, "best_epoch": best_epoch, "train_time_s": time.perf_counter() - start}
 
 
-def _cached(model, prefix, suffix, config, sets, class_weight, cache, progress) -> dict:
-    """Extract (or reuse) the frozen prefix's features, then fit only the suffix on them."""
+@contextmanager
+def _timed(steps: dict, name: str):
+    """Add the wall seconds of the block to ``steps[name]``: each step of a run is measured, then cut where waste."""
     start = time.perf_counter()
-    extract_run_features(prefix, cache, sets, config, progress)
-    feature_time = time.perf_counter() - start
-    train = sets["train"]
-    sha = numpy.asarray(train.sha256)
-    batches = EpochBatches(
-        lambda indices, views: cache.load_many(sha[indices], views),
-        train.labels, config.batch_size, config.seed, config.views,
-    )
-    validation = (cache.load_many(sets["val"].sha256, numpy.zeros(len(sets["val"]), int)), sets["val"].labels)
-    start = time.perf_counter()
-    history, best_epoch = _fit(suffix, batches, validation, config, class_weight, progress,
-                               xla=suffix_uses_xla(config))
-    return {"history": history, "best_epoch": best_epoch, "train_time_s": time.perf_counter() - start,
-            "feature_time_s": feature_time}
+    try:
+        yield
+    finally:
+        steps[name] = steps.get(name, 0.0) + time.perf_counter() - start
 
 
-def _test_probabilities(model, suffix, cache, config, test) -> numpy.ndarray:
-    """Test-set probabilities of the final model; from cached features only when they are exactly the model's."""
-    if suffix is not None and config.feature_dtype == "float32":
-        inputs = cache.load_many(test.sha256, numpy.zeros(len(test), int))
-        return numpy.asarray(suffix.predict(inputs, batch_size=PREDICT_BATCH, verbose=0), dtype="float64")
-    # bf16 features only steer training; reported numbers come from the float32 model that is saved.
-    return numpy.asarray(model.predict(_images(test), batch_size=PREDICT_BATCH, verbose=0), dtype="float64")
+def _view_zero(cache, image_set) -> numpy.ndarray:
+    return cache.load_many(image_set.sha256, numpy.zeros(len(image_set), int))
+
+
+def _suffix_inputs(suffix, path, config, fetch, count, val_features) -> tuple:
+    """(model to fit, fetch(indices, views), validation inputs, ``span.Span`` or None) of the chosen path."""
+    if path == "direct":
+        return suffix, fetch, val_features, None
+    dense, _ = span.span_dense(suffix)
+    views = config.views
+    # X: image i as view v at row i * views + v, every cached training input once
+    rows = fetch(numpy.repeat(numpy.arange(count), views), numpy.tile(numpy.arange(views), count))
+    fitted = span.build_span(suffix, dense, rows)
+    return fitted.model, lambda indices, chosen: fitted.batch(indices * views + chosen), \
+        fitted.inputs_for(val_features), fitted
+
+
+def fit_suffix(suffix, config, fetch, labels, validation, class_weight=None, progress=False, xla=None,
+               callbacks=()) -> dict:
+    """Fit the trainable ``suffix`` on cached inputs; its layers (shared with the full model) end up trained.
+
+    ``fetch(indices, views)`` gives the float32 features of training images ``indices`` as ``views``; ``validation``
+    is (features, labels). The first Dense layer takes the span path where that is exact (``heroes.modeling.span``),
+    a convolutional suffix trains in mixed bf16 where that is native (``heroes.modeling.precision``); batches,
+    order and seeds are the same whichever path runs. Returns the history, the best epoch, the path and precision
+    used (and why), and the seconds of each step. ``xla`` None: ``suffix_uses_xla``'s choice.
+    """
+    steps, config = {}, final_config(config)  # views 1 without augmentation, whoever calls
+    suffix_precision = precision.resolve_suffix_precision(config.suffix_precision, suffix)
+    with precision.suffix_policy(suffix, suffix_precision):
+        path, reason = span.choose_path(suffix, config, len(labels) * config.views)
+        with _timed(steps, "suffix_inputs"):
+            trained, fetch, val_inputs, fitted = _suffix_inputs(suffix, path, config, fetch, len(labels),
+                                                                validation[0])
+        batches = EpochBatches(fetch, labels, config.batch_size, config.seed, config.views)
+        xla = suffix_uses_xla(config, suffix_precision) if xla is None else bool(xla)
+        # the whole training set (view 0) scored with the end-of-epoch weights: measured overfitting gaps
+        train_eval = TrainSetEvaluation(lambda indices: fetch(indices, numpy.zeros(len(indices), int)), labels,
+                                        PREDICT_BATCH)
+        with _timed(steps, "fit"):
+            history, best_epoch = _fit(trained, batches, (val_inputs, validation[1]), config, class_weight, progress,
+                                       xla=xla, extra_callbacks=(train_eval, *callbacks))
+    if fitted is not None:
+        with _timed(steps, "materialise"):
+            fitted.materialise()
+    return {"history": history, "best_epoch": best_epoch, "train_time_s": steps["fit"], "steps": steps,
+            "suffix_path": path, "suffix_path_reason": reason, "suffix_precision": suffix_precision,
+            "suffix_xla": xla}
+
+
+def _cached(model, prefix, suffix, config, sets, class_weight, cache, progress, callbacks=()) -> dict:
+    """Extract (or reuse) the frozen prefix's features, then fit only the suffix on them (``fit_suffix``)."""
+    steps = {}
+    with _timed(steps, "extract_features"):
+        extract_run_features(prefix, cache, sets, config, progress)
+    sha = numpy.asarray(sets["train"].sha256)
+    with _timed(steps, "load_validation"):
+        validation = (_view_zero(cache, sets["val"]), sets["val"].labels)
+    outcome = fit_suffix(suffix, config, lambda indices, views: cache.load_many(sha[indices], views),
+                         sets["train"].labels, validation, class_weight, progress, callbacks=callbacks)
+    return outcome | {"steps": steps | outcome["steps"], "feature_time_s": steps["extract_features"]}
+
+
+def float32_store(prefix, cache):
+    """The float32 feature store beside the bf16 ``cache`` (same prefix, backbone, weights, size and folder)."""
+    meta = cache.meta
+    return features.open_store(prefix, meta["backbone"], meta["weights"], meta["image_size"], "float32",
+                               cache.directory.parent)
+
+
+def _test_probabilities(model, prefix, suffix, cache, config, test, progress=False) -> tuple:
+    """(test-set probabilities of the final float32 model, the store its test features came from or None).
+
+    bf16 features only steer training; reported numbers come from the float32 model that is saved, fed float32
+    test features from the float32 store beside the bf16 one: computed once, then every later run with this prefix
+    (the other seeds of a shared initialisation, a rerun) reads them instead of passing the images again.
+    """
+    if suffix is None:
+        return numpy.asarray(model.predict(_images(test), batch_size=PREDICT_BATCH, verbose=0), dtype="float64"), None
+    store = cache
+    if config.feature_dtype != "float32":
+        store = features.ensure_features(prefix, float32_store(prefix, cache), test, views=(0,), progress=progress)
+    inputs = _view_zero(store, test)
+    probabilities = numpy.asarray(suffix.predict(inputs, batch_size=PREDICT_BATCH, verbose=0), dtype="float64")
+    return probabilities, (store if store is not cache else None)
 
 
 def build_run_model(config: TrainConfig, num_classes: int):
@@ -252,10 +355,12 @@ def build_run_model(config: TrainConfig, num_classes: int):
 
 
 def extract_run_features(prefix, store, sets: dict, config: TrainConfig, progress=True):
-    """Fill ``store`` as a run needs it: train views ``range(config.views)``, val and test view 0 (sets present)."""
+    """Fill ``store`` as a run needs it: train views ``range(config.views)``, val view 0, and test view 0 when the
+    features are float32 (bf16 test features would never be read: the run scores the float32 model on images)."""
     extractor = prefix if config.feature_dtype == "float32" else features.bfloat16_prefix(prefix)
+    wanted = ("train", "val", "test") if config.feature_dtype == "float32" else ("train", "val")
     for name, views in (("train", range(config.views)), ("val", (0,)), ("test", (0,))):
-        if name in sets:
+        if name in sets and name in wanted:
             features.ensure_features(extractor, store, sets[name], views=tuple(views), progress=progress)
     return store
 
@@ -275,6 +380,17 @@ def _determinism_enabled() -> bool:
         return bool(tf_config.is_op_determinism_enabled())
     except (ImportError, AttributeError):  # private API; only recorded, never relied on
         return False
+
+
+def _store_record(store) -> dict | None:
+    return None if store is None else {"dir": str(store.directory), "computed": store.computed, "reused": store.reused}
+
+
+def _suffix_choice(outcome: dict) -> dict:
+    """How the trainable layers trained: ``suffix_path`` span | direct (and why), ``suffix_precision``."""
+    return {"suffix_path": outcome.get("suffix_path", "direct"),
+            "suffix_path_reason": outcome.get("suffix_path_reason", "end to end: the inputs are not cached"),
+            "suffix_precision": outcome.get("suffix_precision", "float32")}
 
 
 def _record(name, config, sets, class_names, manifest_hash, choice, model) -> dict:
@@ -298,30 +414,39 @@ def train_run(
     The run builds the model from the registry, fits with SGD(lr, momentum) and sparse cross-entropy, keeps the
     weights of the epoch with the lowest validation loss, scores the fixed-order test set and writes
     ``run_dir`` (default ``models/<name>-<backbone>-<policy>-s<seed>``; see ``heroes.modeling.runs``). With the cache
-    (default) the frozen prefix runs once per image and view, ever; ``use_cache=False`` trains end to end.
+    (default) the frozen prefix runs once per image and view, ever; ``use_cache=False`` trains end to end. On cached
+    features the first Dense layer trains on the span path where that is exact and a convolutional suffix in mixed
+    bf16 where that is native (``fit_suffix``); metrics.json and config.json record ``suffix_path`` (and why) and
+    ``suffix_precision``, metrics.json the seconds of every step (``step_seconds``).
     ``save_model=False`` skips the ``.keras`` file (VGG16 at 224 px is ~0.5 GB) when only the numbers matter.
     """
-    wall_start = time.perf_counter()
+    wall_start, steps = time.perf_counter(), {}
     config = final_config(config)
     class_names = check_sets(sets, config.image_size)
     use_cache = config.use_cache if use_cache is None else bool(use_cache)
     config = dataclasses.replace(config, use_cache=use_cache)
     run_dir = Path(run_dir) if run_dir is not None else runs.default_run_dir(name, config)
-    model, choice = build_run_model(config, len(class_names))
-    with model.distribute_strategy.scope():  # the suffix re-calls the model's layers: same strategy
+    with _timed(steps, "build_model"):
+        model, choice = build_run_model(config, len(class_names))
+    with _timed(steps, "split"), model.distribute_strategy.scope():  # the suffix re-calls the model's layers
         prefix, suffix = _split_for_cache(model) if use_cache else (None, None)
     if progress:
         sizes = ", ".join(f"{len(sets[split])} {split}" for split in ("train", "val", "test"))
         print(f"{name}: {config.backbone}/{config.policy} seed {config.seed}, {sizes}; weights: {choice.source}")
     class_weight = class_weight_map(sets["train"].labels, len(class_names), config.class_weights)
     cache = None
+    # `tensorboard --logdir models/` shows every run's curves (train_eval_* included); no graph, no profiling
+    board = keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False, profile_batch=0)
     if prefix is None:
-        outcome = _end_to_end(model, config, sets, class_weight, progress)
+        outcome = _end_to_end(model, config, sets, class_weight, progress, callbacks=(board,))
     else:
-        cache = features.open_store(prefix, config.backbone, choice.source, config.image_size, config.feature_dtype,
-                                    cache_dir)
-        outcome = _cached(model, prefix, suffix, config, sets, class_weight, cache, progress)
-    probabilities = _test_probabilities(model, suffix, cache, config, sets["test"])
+        with _timed(steps, "open_store"):
+            cache = features.open_store(prefix, config.backbone, choice.source, config.image_size,
+                                        config.feature_dtype, cache_dir)
+        outcome = _cached(model, prefix, suffix, config, sets, class_weight, cache, progress, callbacks=(board,))
+    steps.update(outcome.get("steps", {"fit": outcome["train_time_s"]}))
+    with _timed(steps, "test_predictions"):
+        probabilities, test_store = _test_probabilities(model, prefix, suffix, cache, config, sets["test"], progress)
     history = outcome["history"]
     best = outcome["best_epoch"]
     metrics = {
@@ -333,16 +458,16 @@ def train_run(
         "best_val_accuracy": None if best is None else float(history["val_accuracy"].iloc[best - 1]),
         "train_path": "end-to-end" if cache is None else "cached-features",
         "feature_dtype": config.feature_dtype if cache is not None else None,
-        "feature_cache": None if cache is None else {
-            "dir": str(cache.directory), "computed": cache.computed, "reused": cache.reused},
+        "feature_cache": _store_record(cache), "test_feature_cache": _store_record(test_store),
         "deterministic_ops": _determinism_enabled(),
-        "suffix_xla": cache is not None and suffix_uses_xla(config),
+        "suffix_xla": outcome.get("suffix_xla", False), **_suffix_choice(outcome),
         "feature_time_s": outcome.get("feature_time_s", 0.0), "train_time_s": outcome["train_time_s"],
         "manifest_hash": manifest_hash, "class_names": list(class_names),
     }
     predictions = runs.predictions_frame(sets["test"], probabilities)
     metrics["wall_time_s"] = time.perf_counter() - wall_start
-    record = _record(name, config, sets, class_names, manifest_hash, choice, model)
+    metrics["step_seconds"] = {step: round(seconds, 3) for step, seconds in steps.items()}
+    record = _record(name, config, sets, class_names, manifest_hash, choice, model) | _suffix_choice(outcome)
     runs.write_run(run_dir, record, history, metrics, predictions, model if save_model else None, class_names)
     if progress:
         print(f"{name}: test accuracy {metrics['test_accuracy']:.3f} on {metrics['test_n']} images "
