@@ -1,22 +1,24 @@
 """What `make reproduce` must compute, and how long this machine needs for it: FLOPs per step, measured rates.
 
 Counts the arithmetic of the full configuration (every image through each frozen prefix once, as the shared feature
-cache does; every training epoch of the trainable suffixes: forward + backward ~ 3x forward), measures this machine's
-float32 matmul rate and the real suffix training speed of each backbone for a few batches, and prints the predicted
-minutes next to the 25-minute target. Run: ``python benchmarks/reproduce_budget.py [--seeds 3] [--out FILE.json]``.
+cache does; every training epoch of the trainable suffixes: forward + backward ~ 3x forward; VGG16's fc1 on the span
+path: X·W0, X·Xᵀ and W0 + XᵀA once per run, then only n-wide kernel rows per image), measures this machine's float32
+matmul rate and the real suffix training speed of each backbone (``heroes.modeling.train.fit_suffix``: the path,
+precision and XLA choice a run makes here), and prints the predicted minutes next to the 25-minute target.
+Run: ``python benchmarks/reproduce_budget.py [--seeds 3] [--out FILE.json]``.
 """
 
 import argparse
+import dataclasses
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy
 
 from heroes import bench, paths
-from heroes.config import SplitConfig
-from heroes.modeling import build, surgery
+from heroes.config import SplitConfig, TrainConfig
+from heroes.modeling import span, surgery, train
 
 TARGET_MINUTES = 25
 BACKBONES = ("vgg16", "resnet50")
@@ -37,21 +39,30 @@ def run_flops(sizes: dict, epochs: int, suffix_gflop: float) -> float:
     return epochs * (3 * sizes["train"] + sizes["val"]) * suffix_gflop + sizes["test"] * suffix_gflop
 
 
-def measured_suffix_seconds_per_image(suffix, batches: int = 6, batch_size: int = 16) -> float:
-    """Wall seconds per training image of ``suffix`` under the study's SGD (with XLA, as ``train`` runs it on one
-    device), after one warm-up batch."""
-    import keras
+def span_run_flops(sizes: dict, epochs: int, suffix_gflop: float, fc1_shape: tuple) -> float:
+    """GFLOP of one run whose fc1 (d x u) trains on the span path over n = train rows: X·W0, X·Xᵀ, the validation
+    rows' x·W0 and x·Xᵀ and W0 + XᵀA once; per image the n-wide kernel row times A (forward only: its gradient is a
+    scatter) and the rest of the suffix (3x forward for training); one test pass of the materialised suffix."""
+    d, u = fc1_shape
+    n = sizes["train"]
+    rest = suffix_gflop - 2 * d * u / 1e9
+    product = 2 * n * u / 1e9
+    once = (2 * n * d * u + 2 * n * n * d + 2 * sizes["val"] * d * (u + n) + 2 * d * n * u) / 1e9
+    per_epoch = sizes["train"] * (3 * rest + product) + sizes["val"] * (rest + product)
+    return once + epochs * per_epoch + sizes["test"] * suffix_gflop
 
-    shape = suffix.input_shape[1:]
+
+def measured_suffix_seconds_per_image(suffix, config, rows: int, epochs: int = 2) -> float:
+    """Wall seconds per training image of ``suffix`` as a run trains it here (``train.fit_suffix``: span path,
+    precision and XLA as chosen for this machine), on ``rows`` random ReLU-like features, after the first epoch
+    (which also traces)."""
     rng = numpy.random.default_rng(0)
-    inputs = rng.standard_normal((batch_size * batches, *shape)).astype("float32")
-    labels = rng.integers(0, suffix.output_shape[-1], len(inputs))
-    suffix.compile(optimizer=keras.optimizers.SGD(0.001, momentum=0.9), loss="sparse_categorical_crossentropy",
-                   jit_compile=True)
-    suffix.fit(inputs[:batch_size], labels[:batch_size], batch_size=batch_size, verbose=0, shuffle=False)
-    start = time.perf_counter()
-    suffix.fit(inputs, labels, batch_size=batch_size, verbose=0, shuffle=False)
-    return (time.perf_counter() - start) / len(inputs)
+    inputs = 0.1 * numpy.maximum(rng.standard_normal((rows, *suffix.input_shape[1:]), dtype="float32"), 0)
+    labels = rng.integers(0, suffix.output_shape[-1], rows)
+    config = dataclasses.replace(config, epochs=epochs)
+    outcome = train.fit_suffix(suffix, config, lambda indices, views: inputs[indices], labels,
+                               (inputs[: config.batch_size], labels[: config.batch_size]))
+    return float(outcome["history"]["seconds"].iloc[-1]) / rows
 
 
 def budget(seeds: int = 3, epochs: int = 10, image_size: int = 224, measure: bool = True) -> dict:
@@ -59,15 +70,22 @@ def budget(seeds: int = 3, epochs: int = 10, image_size: int = 224, measure: boo
     plan, rows = workload(seeds, epochs), []
     ceiling = script.matmul_ceiling(2048, 3, "float32")["gflops"] if measure else None
     for name in BACKBONES:
-        model = build.build_model(name, num_classes=6, image_size=image_size, weights=None, policy="study")
+        config = train.final_config(TrainConfig(backbone=name, image_size=image_size, weights=None, epochs=epochs))
+        model, _ = train.build_run_model(config, 6)
         prefix, suffix = surgery.split_at_first_trainable(model)
         prefix_gflop, suffix_gflop = script.prefix_flops(prefix) / 1e9, script.prefix_flops(suffix) / 1e9
         extraction = plan["extracted"] * prefix_gflop
-        training = sum(run_flops(sizes, epochs, suffix_gflop) for _, sizes in plan["runs"])
+        largest = max(sizes["train"] for _, sizes in plan["runs"])
+        path = span.choose_path(suffix, config, largest)[0]
+        fc1 = tuple(span.span_dense(suffix)[0].kernel.shape) if path == "span" else None
+        training = sum(span_run_flops(sizes, epochs, suffix_gflop, fc1) if fc1 else run_flops(sizes, epochs, suffix_gflop)
+                       for _, sizes in plan["runs"])
         train_images = sum(epochs * sizes["train"] for _, sizes in plan["runs"])
-        per_image = measured_suffix_seconds_per_image(suffix) if measure else None
+        # the span path's cost per image grows with its rows: measure it at the study's; a conv suffix's does not
+        per_image = measured_suffix_seconds_per_image(suffix, config, largest if path == "span" else 96) \
+            if measure else None
         rows.append({
-            "backbone": name, "prefix_gflop_per_image": round(prefix_gflop, 3),
+            "backbone": name, "suffix_path": path, "prefix_gflop_per_image": round(prefix_gflop, 3),
             "suffix_gflop_per_image": round(suffix_gflop, 3), "extraction_tflop": round(extraction / 1e3, 1),
             "training_tflop": round(training / 1e3, 1), "training_images": train_images,
             "suffix_s_per_train_image": None if per_image is None else round(per_image, 4),
@@ -85,10 +103,11 @@ def budget(seeds: int = 3, epochs: int = 10, image_size: int = 224, measure: boo
 def markdown(result: dict) -> str:
     lines = [f"`make reproduce` budget: {result['seeds']} seeds, {result['epochs']} epochs, {result['image_size']} px "
              "(frozen features extracted once per image and backbone)", "",
-             "| backbone | prefix GFLOP/img | suffix GFLOP/img | extraction TFLOP | suffix training TFLOP "
-             "| measured suffix s/train img | suffix training min |", "|---|---:|---:|---:|---:|---:|---:|"]
+             "| backbone | suffix path | prefix GFLOP/img | suffix GFLOP/img | extraction TFLOP | suffix training TFLOP "
+             "| measured suffix s/train img | suffix training min |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for row in result["backbones"]:
-        lines.append(f"| {row['backbone']} | {row['prefix_gflop_per_image']:.2f} | {row['suffix_gflop_per_image']:.3f} "
+        lines.append(f"| {row['backbone']} | {row['suffix_path']} | {row['prefix_gflop_per_image']:.2f} | "
+                     f"{row['suffix_gflop_per_image']:.3f} "
                      f"| {row['extraction_tflop']:.1f} | {row['training_tflop']:.1f} | "
                      f"{row['suffix_s_per_train_image'] or '—'} | {row['training_minutes_at_measured_speed'] or '—'} |")
     lines += ["", f"Total {result['total_tflop']:.0f} TFLOP. "

@@ -1,7 +1,10 @@
 """Naive Keras fine-tuning against the frozen-feature cache (float32, bf16), side by side, near the machine's limit.
 
     .venv/bin/python benchmarks/train_benchmark.py [--quick] [--out FILE.json] [--naive-epochs N] [--naive-batches N]
-                                                   [--backbones vgg16,resnet50] [--epochs N]
+                                                   [--backbones vgg16,resnet50] [--epochs N] [--size PX]
+                                                   [--counts TRAIN,VAL,TEST] [--measured-naive vgg16|none]
+                                                   [--suffix-rows N] [--suffix-epochs N] [--suffix-size PX]
+                                                   [--suffix-only]
     python -m heroes bench [--quick] [--out FILE.json]          (the same, through heroes.bench)
 
 In one process, on one embedded synthetic dataset (six classes, 200/25/25 per class at 224 px, seed 0), for each
@@ -9,17 +12,26 @@ backbone under its study policy (batch 16, SGD lr 0.001 momentum 0.9, ``weights=
 same to run as ImageNet ones):
 
 1. **naive** -- ``model.fit`` on the whole model, float32, frozen base inside: the frozen stack runs for every
-   training and validation image in every epoch. It is timed for ``naive_epochs`` epochs (optionally only
-   ``naive_batches`` training batches of each) and extrapolated to ``epochs``; its test accuracy is reported only
-   when it really trained every epoch (``heroes.modeling.train.train_run(use_cache=False)``), never estimated.
+   training and validation image in every epoch. For the backbones in ``measured_naive`` (VGG16 by default) every
+   epoch really trains (``heroes.modeling.train.train_run(use_cache=False)``) and the test accuracy is measured;
+   the others are timed for ``naive_epochs`` epochs (optionally only ``naive_batches`` training batches of each) and
+   extrapolated to ``epochs``, with no test accuracy (never estimated).
 2. **cached float32** and 3. **cached bf16** -- ``heroes.modeling.train.train_run`` with the frozen-feature cache in a
-   fresh temporary folder: the frozen prefix runs once per image, then only the trainable suffix trains.
+   fresh temporary folder: the frozen prefix runs once per image, then only the trainable suffix trains, VGG16's
+   fc1 on the span path (``heroes.modeling.span``), a convolutional suffix of the bf16 row in mixed bf16 where the
+   CPU has native bf16. Each records the seconds of every step of the run (build, extraction, fit, test, writing).
+
+Before them, **VGG16's suffix alone** (fc1, fc2, output on ``suffix_rows`` random features at the study's shape,
+1,200 x 25,088 -> 4,096 -> 4,096 -> 6): the direct path, then the span path, same batches and seed; seconds per
+epoch of each and the largest difference in loss, validation probability and fc1 weight.
 
 Per row: extraction images/s, seconds per epoch, end-to-end wall time, CPU time, peak RSS (sampled), the load
 average while it ran and the test accuracy. Around them: the float32 and bf16 matmul ceiling (GFLOP/s, and GFLOP
 per CPU-second, which contention distorts less), the frozen prefix's analytic FLOPs per image, and a short
-alternating probe of each prefix in float32 and bf16, as a fraction of the ceiling. The markdown table is printed
-last; the JSON goes to ``reports/benchmarks/latest.json`` (``--quick``: ``latest-quick.json``).
+alternating probe of each prefix in float32 and bf16, as a fraction of the ceiling. The JSON (``reports/benchmarks/
+latest.json``, ``--quick``: ``latest-quick.json``) leads with ``bf16_native``, ``<backbone>.naive.wall_s``,
+``<backbone>.cached.wall_s`` (the cached path this machine runs by default), ``<backbone>.speedup`` and
+``suffix.{direct,span}_s_per_epoch``, ``suffix.max_probability_difference``; the markdown tables are printed last.
 """
 
 import argparse
@@ -56,6 +68,7 @@ from heroes.modeling.callbacks import BestWeights  # noqa: E402
 DEFAULT_OUT = paths.REPORTS / "benchmarks" / "latest.json"
 QUICK_OUT = paths.REPORTS / "benchmarks" / "latest-quick.json"
 TARGET_SPEEDUP = 15.0
+TARGET_SUFFIX = 4.0  # VGG16's suffix per epoch, span over direct
 TARGET_CEILING_FRACTION = 0.5
 TARGET_ACCURACY_POINTS = 2.0
 MIB = 2**20
@@ -74,6 +87,13 @@ class Settings:
     naive_epochs: int = 1  # epochs the naive path really runs; >= epochs: a full, measured run with test accuracy
     naive_batches: int | None = None  # training batches timed per naive epoch (None: the whole epoch)
     backbones: tuple = ("vgg16", "resnet50")
+    measured_naive: tuple = ("vgg16",)  # backbones whose naive path trains every epoch (measured, test accuracy)
+    suffix_rows: int = 1200  # VGG16 suffix alone, direct vs span: training rows (the study's 6 x 200)
+    suffix_val: int = 150  # ... validation rows, whose probabilities the two paths are compared on
+    suffix_epochs: int = 4  # ... epochs (the first also traces the step functions)
+    suffix_image_size: int = 224  # ... image size setting fc1's inputs (224 px: 7 x 7 x 512 = 25,088)
+    suffix_feature_scale: float = 0.1  # ... random features are scale * max(N(0, 1), 0); 1 makes SGD chaotic
+    suffix_reference: bool = True  # ... and the direct path again with XLA toggled: float32 round-off's own spread
     matmul_sizes: tuple = (2048, 4096)  # the ceiling is the best of these, before and after the rows
     matmul_reps: int = 4
     probe_images: int = 32  # images per pass of the float32 / bf16 prefix probe
@@ -83,7 +103,8 @@ class Settings:
 
 FULL = Settings()
 QUICK = Settings(image_size=64, train=8, val=2, test=2, epochs=2, naive_epochs=1, matmul_sizes=(1024,), matmul_reps=3,
-                 probe_images=16)
+                 probe_images=16, suffix_rows=96, suffix_val=16, suffix_epochs=2, suffix_image_size=64,
+                 suffix_reference=False)
 
 
 # ---------------------------------------------------------------- the machine and its load
@@ -270,9 +291,11 @@ def make_sets(folder: Path, settings: Settings) -> dict:
 
 
 def train_config(settings: Settings, backbone: str, feature_dtype="float32") -> TrainConfig:
+    """The study's run; float32 features train a float32 suffix, bf16 ones the suffix precision ``auto`` picks (mixed
+    bf16 for a convolutional suffix where native), so the two cached rows show what bf16 does to accuracy."""
     return TrainConfig(backbone=backbone, policy="study", image_size=settings.image_size, weights=None,
                        epochs=settings.epochs, batch_size=settings.batch_size, seed=settings.seed,
-                       feature_dtype=feature_dtype)
+                       feature_dtype=feature_dtype, suffix_precision="float32" if feature_dtype == "float32" else "auto")
 
 
 def _steady(values) -> float:
@@ -380,10 +403,14 @@ def naive_timed(config, sets, settings) -> dict:
 def cached(config, sets, folder) -> dict:
     """``train_run`` with the frozen-feature cache in a fresh folder: real extraction, then the suffix trains."""
     cache_dir = folder / "features"
-    result = train.train_run(config, sets, name=f"cached-{config.backbone}-{config.feature_dtype}",
-                             run_dir=folder / "runs" / f"cached-{config.feature_dtype}", use_cache=True,
-                             cache_dir=cache_dir, progress=False, save_model=False)
+    with _clock() as call:
+        result = train.train_run(config, sets, name=f"cached-{config.backbone}-{config.feature_dtype}",
+                                 run_dir=folder / "runs" / f"cached-{config.feature_dtype}", use_cache=True,
+                                 cache_dir=cache_dir, progress=False, save_model=False)
     metrics, history = result.metrics, result.history
+    steps = {name: round(value, 2) for name, value in metrics["step_seconds"].items()}
+    steps["write_run"] = round(call["s"] - metrics["wall_time_s"], 2)  # after the run's own clock stopped
+    steps["unaccounted"] = round(call["s"] - sum(steps.values()), 2)
     cache = metrics["feature_cache"]
     if cache["reused"]:
         raise ValueError(f"the benchmark's fresh feature cache {cache['dir']} reused {cache['reused']} features")
@@ -396,7 +423,103 @@ def cached(config, sets, folder) -> dict:
         "epoch_seconds": [round(value, 2) for value in history["seconds"]],
         "wall_s": round(metrics["wall_time_s"], 1), "train_s": round(metrics["train_time_s"], 1),
         "test_accuracy": metrics["test_accuracy"], "test_n": metrics["test_n"], **_epoch1(history),
+        "feature_dtype": metrics["feature_dtype"], "suffix_path": metrics["suffix_path"],
+        "suffix_path_reason": metrics["suffix_path_reason"], "suffix_precision": metrics["suffix_precision"],
+        "suffix_xla": metrics["suffix_xla"], "steps_s": steps,
     }
+
+
+# ---------------------------------------------------------------- VGG16's suffix alone: direct vs span
+
+
+def _suffix_problem(settings: Settings, dimension: int, classes: int = 6) -> tuple:
+    """Random ReLU-like features (the suffix's cost does not depend on their values) and labels."""
+    rng = numpy.random.default_rng(settings.seed)
+    rows = settings.suffix_rows + settings.suffix_val
+    features = settings.suffix_feature_scale * numpy.maximum(rng.standard_normal((rows, dimension), dtype="float32"), 0)
+    labels = rng.integers(0, classes, rows)
+    split = settings.suffix_rows
+    return features[:split], labels[:split], features[split:], labels[split:]
+
+
+def _suffix_path_run(config, problem, xla=None) -> dict:
+    """One path: fresh model (same seed, same initial weights), ``train.fit_suffix``, then validation probabilities
+    of the trained (materialised) suffix."""
+    features, labels, val_features, val_labels = problem
+    with _clock() as build:
+        model, _ = train.build_run_model(config, 6)
+        _, suffix = surgery.split_at_first_trainable(model)
+    cpu = _cpu_seconds()
+    outcome = train.fit_suffix(suffix, config, lambda indices, views: features[indices], labels,
+                               (val_features, val_labels), xla=xla)
+    cpu = _cpu_seconds() - cpu
+    with _clock() as predict:
+        probabilities = suffix.predict(val_features, batch_size=train.PREDICT_BATCH, verbose=0)
+    history = outcome["history"]
+    return {
+        "path": outcome["suffix_path"], "reason": outcome["suffix_path_reason"], "xla": outcome["suffix_xla"],
+        "s_per_epoch": round(_steady(history["seconds"]), 3),
+        "s_per_epoch_best": round(float(min(history["seconds"][1:] if len(history) > 1 else history["seconds"])), 3),
+        "epoch_seconds": [round(value, 2) for value in history["seconds"]],
+        # CPU seconds of all of fit_suffix (span setup, every epoch, materialising): contention moves it less
+        "cpu_s_total": round(cpu, 2), "wall_s_total": round(sum(outcome["steps"].values()), 2),
+        "steps_s": {**{name: round(value, 2) for name, value in outcome["steps"].items()},
+                    "build_model": round(build["s"], 2), "predict": round(predict["s"], 2)},
+        "loss": history["loss"].tolist(), "val_loss": history["val_loss"].tolist(),
+        "probabilities": numpy.asarray(probabilities, dtype="float64"),
+        "fc1": keras.ops.convert_to_numpy(suffix.get_layer("fc1").kernel),
+    }
+
+
+@contextmanager
+def _clock():
+    record = {}
+    start = time.perf_counter()
+    yield record
+    record["s"] = time.perf_counter() - start
+
+
+def suffix_paths(settings: Settings) -> dict:
+    """VGG16's trainable suffix (fc1, fc2, output) alone on ``suffix_rows`` random features at
+    ``suffix_image_size``: the direct path, then the span path, same batches, order and seed; s/epoch of each and
+    how far their losses, validation probabilities and fc1 kernels end apart."""
+    config = TrainConfig(backbone="vgg16", image_size=settings.suffix_image_size, weights=None,
+                         epochs=settings.suffix_epochs, batch_size=settings.batch_size, seed=settings.seed)
+    side = settings.suffix_image_size // 32  # VGG16 halves the image five times; fc1 reads side x side x 512
+    problem = _suffix_problem(settings, side * side * 512)
+    direct = _suffix_path_run(dataclasses.replace(config, suffix_path="direct"), problem)
+    spanned = _suffix_path_run(dataclasses.replace(config, suffix_path="span"), problem)
+    reference = None
+    if settings.suffix_reference:  # the same direct path, other kernels: how far float32 round-off alone drifts
+        again = _suffix_path_run(dataclasses.replace(config, suffix_path="direct"), problem, xla=not direct["xla"])
+        reference = _gaps(direct, again) | {"xla": again["xla"], "s_per_epoch": again["s_per_epoch"]}
+    gaps = _gaps(direct, spanned)
+    train.fresh_session(config)
+    return {
+        "shape": f"{settings.suffix_rows} x {side * side * 512} -> 4096 -> 4096 -> 6",
+        "rows": settings.suffix_rows, "validation_rows": settings.suffix_val, "epochs": settings.suffix_epochs,
+        "batch_size": settings.batch_size, "optimizer": f"SGD({config.learning_rate}, momentum {config.momentum})",
+        "features": f"random, {settings.suffix_feature_scale:g} x max(N(0, 1), 0)",
+        "direct_s_per_epoch": direct["s_per_epoch"], "span_s_per_epoch": spanned["s_per_epoch"],
+        "speedup_per_epoch": _ratio(direct["s_per_epoch"], spanned["s_per_epoch"]),
+        "speedup_best_epoch": _ratio(direct["s_per_epoch_best"], spanned["s_per_epoch_best"]),
+        "speedup_cpu_s_total": _ratio(direct["cpu_s_total"], spanned["cpu_s_total"]),
+        **gaps, "round_off_reference": reference, "direct": _strip(direct), "span": _strip(spanned),
+    }
+
+
+def _gaps(first: dict, second: dict) -> dict:
+    """Largest differences between two runs of the suffix: validation probabilities, losses, fc1 weights."""
+    return {
+        "max_probability_difference": float(numpy.abs(first["probabilities"] - second["probabilities"]).max()),
+        "max_loss_difference": float(numpy.abs(numpy.subtract(first["loss"], second["loss"])).max()),
+        "max_val_loss_difference": float(numpy.abs(numpy.subtract(first["val_loss"], second["val_loss"])).max()),
+        "fc1_max_difference": float(numpy.abs(first["fc1"] - second["fc1"]).max()),
+    }
+
+
+def _strip(run: dict) -> dict:
+    return {key: value for key, value in run.items() if key not in ("probabilities", "fc1")}
 
 
 # ---------------------------------------------------------------- one backbone, the whole benchmark
@@ -464,8 +587,9 @@ def bench_backbone(backbone, sets, settings, monitor, folder) -> dict:
         probe = prefix_probe(config, num_classes, images, settings.batch_size)
     probe["resources"] = probe_phase["resources"]
     rows = {}
-    naive_label = "naive (measured)" if settings.naive_epochs >= settings.epochs and not settings.naive_batches \
-        else "naive (timed, extrapolated)"
+    measured = backbone in settings.measured_naive or (settings.naive_epochs >= settings.epochs
+                                                        and not settings.naive_batches)
+    naive_label = "naive (measured)" if measured else "naive (timed, extrapolated)"
     with monitor.phase(f"{backbone} {naive_label}") as phase:
         if naive_label == "naive (measured)":
             phase.update(naive_measured(config, sets, folder / backbone))
@@ -474,7 +598,7 @@ def bench_backbone(backbone, sets, settings, monitor, folder) -> dict:
     rows["naive"] = phase
     for dtype in ("float32", "bfloat16"):
         with monitor.phase(f"{backbone} cached {dtype}") as phase:
-            phase.update(cached(dataclasses.replace(config, feature_dtype=dtype), sets, folder / backbone))
+            phase.update(cached(train_config(settings, backbone, dtype), sets, folder / backbone))
         rows[f"cached {dtype}"] = phase
     train.fresh_session(config)
     return {"backbone": backbone, "policy": "study", "probe": probe, "rows": rows}
@@ -493,11 +617,17 @@ def run_benchmark(settings: Settings = FULL, out=DEFAULT_OUT, verbose: bool = Tr
         folder = Path(tmp)
         with monitor.phase("matmul ceiling (before)") as before_phase:
             before = matmul_ceilings(settings)
-        with monitor.phase("synthetic data") as data_phase:
-            sets = make_sets(folder / "data", settings)
-        counts = {name: len(sets[name]) for name in ("train", "val", "test")}
-        result["data"] = {**counts, "classes": list(sets["train"].class_names), "image_size": settings.image_size,
-                          "resources": data_phase["resources"]}
+        if settings.suffix_rows:
+            with monitor.phase("vgg16 suffix alone: direct vs span") as suffix_phase:
+                result["suffix"] = suffix_paths(settings)
+            result["suffix"]["resources"] = suffix_phase["resources"]
+        counts = {}
+        if settings.backbones:
+            with monitor.phase("synthetic data") as data_phase:
+                sets = make_sets(folder / "data", settings)
+            counts = {name: len(sets[name]) for name in ("train", "val", "test")}
+            result["data"] = {**counts, "classes": list(sets["train"].class_names),
+                              "image_size": settings.image_size, "resources": data_phase["resources"]}
         backbones = []
         for name in settings.backbones:
             backbones.append(bench_backbone(name, sets, settings, monitor, folder))
@@ -509,8 +639,10 @@ def run_benchmark(settings: Settings = FULL, out=DEFAULT_OUT, verbose: bool = Tr
     ceilings = {dtype: max(before[dtype] + after[dtype], key=lambda item: item["gflops"]) for dtype in before}
     result["ceiling"] = {"best": ceilings, "before": before, "after": after,
                          "resources": {"before": before_phase["resources"], "after": after_phase["resources"]}}
+    result["bf16_native"] = result["machine"]["bf16_native"]
     for entry in backbones:
         entry["analysis"] = analyse(entry["rows"], settings, counts, entry["probe"], ceilings)
+        result[entry["backbone"]] = headline(entry, result["bf16_native"])
     result["backbones"] = backbones
     finished = datetime.now(timezone.utc)
     result["finished"] = finished.isoformat(timespec="seconds")
@@ -533,11 +665,14 @@ def _partial_path(out) -> Path:
 
 
 def _notes(settings: Settings) -> list:
-    naive = ("naive: every epoch really trained and measured" if settings.naive_epochs >= settings.epochs
-             and not settings.naive_batches else
-             f"naive: timed {settings.naive_epochs} epoch(s)"
-             + (f" of {settings.naive_batches} training batches" if settings.naive_batches else "")
-             + f" and EXTRAPOLATED to {settings.epochs} epochs; its test accuracy is not measured")
+    everything = settings.naive_epochs >= settings.epochs and not settings.naive_batches
+    measured = [name for name in settings.backbones if everything or name in settings.measured_naive]
+    timed = [name for name in settings.backbones if name not in measured]
+    naive = "naive: " + "; ".join(
+        ([f"{', '.join(measured)}: every epoch really trained and measured, with test accuracy"] if measured else [])
+        + ([f"{', '.join(timed)}: timed {settings.naive_epochs} epoch(s)"
+            + (f" of {settings.naive_batches} training batches" if settings.naive_batches else "")
+            + f" and EXTRAPOLATED to {settings.epochs} epochs; test accuracy not measured"] if timed else []))
     return [
         naive,
         "cached rows: one heroes.modeling.train.train_run each, feature cache in a fresh temporary folder (nothing reused)",
@@ -549,17 +684,48 @@ def _notes(settings: Settings) -> list:
     ]
 
 
+def headline(entry: dict, bf16_native: bool) -> dict:
+    """naive vs the cached path this machine runs by default (bf16 features where native, else float32)."""
+    rows = entry["rows"]
+    name = "cached bfloat16" if bf16_native else "cached float32"
+    naive, cached_row = rows["naive"], rows[name]
+    keep = ("wall_s", "seconds_per_epoch", "test_accuracy", "test_n")
+    return {
+        "naive": {key: naive[key] for key in keep} | {"extrapolated": naive["extrapolated"]},
+        "cached": {key: cached_row[key] for key in keep} | {
+            "row": name, "feature_dtype": cached_row["feature_dtype"], "suffix_path": cached_row["suffix_path"],
+            "suffix_precision": cached_row["suffix_precision"], "steps_s": cached_row["steps_s"]},
+        "speedup": _ratio(naive["wall_s"], cached_row["wall_s"]),
+        "bf16_effect": _bf16_effect(rows["cached float32"], rows["cached bfloat16"]),
+    }
+
+
+def _bf16_effect(float32: dict, bf16: dict) -> dict:
+    """Test accuracy with float32 features and suffix against bf16 features and ``auto`` suffix precision."""
+    first, second = float32["test_accuracy"], bf16["test_accuracy"]
+    return {"float32_test_accuracy": first, "bfloat16_test_accuracy": second,
+            "bfloat16_suffix_precision": bf16["suffix_precision"],
+            "points": None if first is None or second is None else round(100 * (second - first), 1),
+            "wall_s": {"float32": float32["wall_s"], "bfloat16": bf16["wall_s"]}}
+
+
 def _targets(result: dict) -> dict:
-    """The issue's three targets, for VGG16 when it was measured."""
+    """The issue's targets, for VGG16 when it was measured, and the span path's 4x per suffix epoch."""
+    targets = {}
+    suffix = result.get("suffix")
+    if suffix:
+        speed = suffix["speedup_per_epoch"]
+        targets["suffix_span_4x_per_epoch"] = {"measured": speed, "met": bool(speed and speed >= TARGET_SUFFIX)}
     entry = next((item for item in result["backbones"] if item["backbone"] == "vgg16"), None)
     if entry is None:
-        return {}
+        return targets
     analysis = entry["analysis"]
-    speedup = analysis["speedup_cached_bfloat16"]
+    speedup = result["vgg16"]["speedup"]
     fraction = analysis["fraction_of_ceiling"]["bfloat16_run_wall"]
     gap = analysis["accuracy_gap_points_bf16_vs_naive"]
-    return {
-        "speedup_15x": {"measured": speedup, "met": bool(speedup and speedup >= TARGET_SPEEDUP)},
+    return targets | {
+        "speedup_15x": {"measured": speedup, "met": bool(speedup and speedup >= TARGET_SPEEDUP),
+                        "cached_row": result["vgg16"]["cached"]["row"]},
         "accuracy_within_2_points": {"measured_gap": gap,
                                      "met": None if gap is None else gap <= TARGET_ACCURACY_POINTS},
         "extraction_half_of_bf16_ceiling": {"measured": fraction,
@@ -581,18 +747,92 @@ def _accuracy(row) -> str:
 
 
 def markdown(result: dict) -> str:
-    """The tables: one row per (backbone, path), the ceiling, and what limits the targets."""
-    settings, counts, machine = result["settings"], result["data"], result["machine"]
+    """The tables: naive vs cached, VGG16's suffix direct vs span, one row per (backbone, path), the cached path's
+    steps, the ceiling, and what limits the targets."""
+    machine, load = result["machine"], result["load_1min"]
     lines = [
         f"### Training benchmark, {result['date']}: {machine['cpu']}, {machine['logical_cores']} cores, "
         f"{'AVX-512' if machine['cpu_flags']['avx512f'] else 'AVX2'}, "
-        f"bf16 native: {'yes' if machine['bf16_native'] else 'no'}, {machine['gpus']} GPU",
-        "",
+        f"bf16 native: {'yes' if machine['bf16_native'] else 'no'}, {machine['gpus']} GPU. Machine shared: 1-min "
+        f"load average {load['mean']:.1f} mean ({load['min']:.1f}–{load['max']:.1f}) on {machine['logical_cores']} "
+        "cores during the run, so wall times are noisy; CPU seconds are beside them.", "",
+    ]
+    lines += _headline_lines(result) + _suffix_lines(result.get("suffix"))
+    if result["backbones"]:
+        lines += _backbone_tables(result) + _step_lines(result)
+    return "\n".join(lines)
+
+
+def _headline_lines(result: dict) -> list:
+    entries = [(entry["backbone"], result[entry["backbone"]]) for entry in result["backbones"]]
+    if not entries:
+        return []
+    lines = ["| backbone | naive wall s | naive test accuracy | cached path (default here) | cached wall s "
+             "| cached test accuracy | naive / cached |", "|---|---:|---:|---|---:|---:|---:|"]
+    for name, summary in entries:
+        naive, cached_row = summary["naive"], summary["cached"]
+        naive_wall = f"≈{naive['wall_s']:,.0f} (extrapolated)" if naive["extrapolated"] else f"{naive['wall_s']:,.0f}"
+        lines.append(f"| {name} | {naive_wall} | {_accuracy(naive)} | {cached_row['feature_dtype']} features, "
+                     f"{cached_row['suffix_path']} suffix, {cached_row['suffix_precision']} | "
+                     f"{cached_row['wall_s']:,.1f} | {_accuracy(cached_row)} | {_number(summary['speedup'], 2, '×')} |")
+    lines.append("")
+    for name, summary in entries:
+        effect = summary["bf16_effect"]
+        lines.append(f"- {name}, bf16's effect: test accuracy {_percent(effect['float32_test_accuracy'])} with "
+                     f"float32 features and suffix, {_percent(effect['bfloat16_test_accuracy'])} with bf16 features "
+                     f"and a {effect['bfloat16_suffix_precision']} suffix ({_number(effect['points'], 1)} points; "
+                     f"{effect['wall_s']['float32']:,.0f} s vs {effect['wall_s']['bfloat16']:,.0f} s).")
+    return lines + [""]
+
+
+def _percent(value) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def _suffix_lines(suffix) -> list:
+    if not suffix:
+        return []
+    return [
+        f"VGG16's suffix alone ({suffix['shape']}, batch {suffix['batch_size']}, {suffix['optimizer']}, "
+        f"{suffix['epochs']} epochs, {suffix['features']} features): direct {suffix['direct_s_per_epoch']:.2f} s/epoch, "
+        f"span {suffix['span_s_per_epoch']:.2f} s/epoch ({_number(suffix['speedup_per_epoch'], 2, '×')}; best epochs "
+        f"{_number(suffix['speedup_best_epoch'], 2, '×')}; CPU seconds of the whole suffix training, setup included, "
+        f"{_number(suffix['speedup_cpu_s_total'], 2, '×')}); max "
+        f"difference span vs direct: validation probability {suffix['max_probability_difference']:.2g}, training loss "
+        f"{suffix['max_loss_difference']:.2g}, fc1 weight {suffix['fc1_max_difference']:.2g}"
+        + _reference_text(suffix["round_off_reference"])
+        + f". Span setup (X·W0, X·Xᵀ, validation rows) {suffix['span']['steps_s']['suffix_inputs']:.1f} s, "
+        f"materialising W0 + XᵀA {suffix['span']['steps_s']['materialise']:.1f} s.", ""]
+
+
+def _reference_text(reference) -> str:
+    if not reference:
+        return ""
+    return (f" (direct vs direct with XLA {'on' if reference['xla'] else 'off'}, float32 round-off alone: "
+            f"probability {reference['max_probability_difference']:.2g}, loss {reference['max_loss_difference']:.2g}, "
+            f"fc1 {reference['fc1_max_difference']:.2g})")
+
+
+def _step_lines(result: dict) -> list:
+    """Where each cached run's wall time went, step by step."""
+    rows = [(entry["backbone"], name, row) for entry in result["backbones"] for name, row in entry["rows"].items()
+            if "steps_s" in row]
+    names = list(dict.fromkeys(step for _, _, row in rows for step in row["steps_s"]))
+    lines = ["", "| cached run: seconds per step | " + " | ".join(names) + " |",
+             "|---|" + "---:|" * len(names)]
+    for backbone, name, row in rows:
+        lines.append(f"| {backbone} {name} ({row['suffix_path']}, {row['suffix_precision']}) | "
+                     + " | ".join(_number(row["steps_s"].get(step), 2) for step in names) + " |")
+    return lines
+
+
+def _backbone_tables(result: dict) -> list:
+    """One row per (backbone, path), the ratios, the ceiling and what limits the targets."""
+    settings, counts = result["settings"], result["data"]
+    lines = [
         f"{len(counts['classes'])} classes, {settings['image_size']} px, {counts['train']}/{counts['val']}/"
         f"{counts['test']} train/val/test images, batch {settings['batch_size']}, {settings['epochs']} epochs, "
-        f"study policy, weights=None, seed {settings['seed']}. Machine shared: 1-min load average "
-        f"{result['load_1min']['mean']:.1f} mean ({result['load_1min']['min']:.1f}–{result['load_1min']['max']:.1f}) "
-        f"on {machine['logical_cores']} cores during the run, so wall times are noisy; CPU seconds are beside them.",
+        f"study policy, weights=None, seed {settings['seed']}.",
         "",
         f"| backbone | path | extract img/s | s/epoch | {settings['epochs']}-epoch wall s | CPU s "
         "| RSS MiB start→peak³ | load | test accuracy |",
@@ -646,8 +886,7 @@ def markdown(result: dict) -> str:
               "⁴ naive/cached in CPU seconds (fp32 · bf16), less sensitive to the shared machine; for an "
               "extrapolated naive run, its timed phase's CPU/wall × its extrapolated wall.",
               "⁵ naive wall / (cached bf16 wall − its extraction): the ratio if extraction cost nothing."]
-    lines += ["", *_limits(result)]
-    return "\n".join(lines)
+    return lines + ["", *_limits(result)]
 
 
 def _limits(result: dict) -> list:
@@ -701,6 +940,13 @@ def _epoch1_cell(row) -> str:
 # ---------------------------------------------------------------- command line
 
 
+def _names(text):
+    """None (not given), () for 'none', else the comma-separated names."""
+    if text is None:
+        return None
+    return () if text.strip().lower() == "none" else tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 def parse_args(argv=None) -> tuple:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (64 px, 8/2/2 per class, 2 epochs)")
@@ -714,10 +960,24 @@ def parse_args(argv=None) -> tuple:
     parser.add_argument("--size", type=int, help="image side in pixels (default 224)")
     parser.add_argument("--counts", help="train,val,test images per class (default 200,25,25)")
     parser.add_argument("--probe-images", type=int, help="images per prefix-probe pass (default 32)")
+    parser.add_argument("--measured-naive", help="comma-separated backbones whose naive path trains every epoch "
+                                                 "(default vgg16; 'none': all timed and extrapolated)")
+    parser.add_argument("--suffix-rows", type=int, help="VGG16 suffix direct vs span: training rows (default 1200; "
+                                                        "0 skips it)")
+    parser.add_argument("--suffix-epochs", type=int, help="... its epochs (default 3)")
+    parser.add_argument("--suffix-size", type=int, help="... the image size setting fc1's inputs (default 224)")
+    parser.add_argument("--suffix-scale", type=float, help="... scale of its random features (default 1)")
+    parser.add_argument("--suffix-only", action="store_true", help="only the suffix comparison (and the ceiling)")
+    parser.add_argument("--no-suffix-reference", action="store_true",
+                        help="skip the suffix's round-off reference (the direct path again, XLA toggled)")
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
     overrides = {"naive_epochs": args.naive_epochs, "naive_batches": args.naive_batches, "epochs": args.epochs,
-                 "backbones": tuple(args.backbones.split(",")) if args.backbones else None,
+                 "backbones": () if args.suffix_only else _names(args.backbones),
+                 "measured_naive": _names(args.measured_naive), "suffix_rows": args.suffix_rows,
+                 "suffix_epochs": args.suffix_epochs, "suffix_image_size": args.suffix_size,
+                 "suffix_feature_scale": args.suffix_scale,
+                 "suffix_reference": False if args.no_suffix_reference else None,
                  "image_size": args.size, "probe_images": args.probe_images}
     if args.counts:
         try:
@@ -739,8 +999,14 @@ def check_settings(settings: Settings) -> None:
         raise UserError(f"matmul_sizes must be positive sizes, got {settings.matmul_sizes}")
     if settings.naive_batches is not None and settings.naive_batches < 1:
         raise UserError(f"naive_batches must be at least 1, got {settings.naive_batches}")
-    for backbone in settings.backbones:
+    for backbone in (*settings.backbones, *settings.measured_naive):
         get_backbone(backbone)
+    if settings.suffix_rows < 0 or (settings.suffix_rows and min(settings.suffix_val, settings.suffix_epochs) < 1):
+        raise UserError("the suffix comparison needs suffix_rows >= 0 (0: skip), suffix_val and suffix_epochs >= 1")
+    if settings.suffix_image_size < 32:
+        raise UserError(f"suffix image size must be at least 32 px (VGG16's minimum), got {settings.suffix_image_size}")
+    if not settings.backbones and not settings.suffix_rows:
+        raise UserError("nothing to measure: no backbones and no suffix comparison")
 
 
 def main(argv=None) -> int:

@@ -1,4 +1,4 @@
-"""``python -m heroes bench``: run benchmarks/train_benchmark.py (naive vs cached training, side by side)."""
+"""``python -m heroes bench``: run benchmarks/train_benchmark.py (naive vs cached training, span vs direct suffix)."""
 
 import importlib.util
 import sys
@@ -27,7 +27,8 @@ def load_benchmark():
     return module
 
 
-def run(out=None, quick=False) -> int:
-    """Run the benchmark as its command line would: print the tables, write the JSON; return the exit status."""
-    argv = (["--quick"] if quick else []) + (["--out", str(out)] if out else [])
+def run(out=None, quick=False, extra=()) -> int:
+    """Run the benchmark as its command line would (``extra``: more of its options, e.g. ``--suffix-only``): print
+    the tables, write the JSON; return the exit status."""
+    argv = (["--quick"] if quick else []) + (["--out", str(out)] if out else []) + list(extra)
     return load_benchmark().main(argv)

@@ -46,6 +46,11 @@ class TrainConfig:
     use_cache: bool = True  # train only the trainable suffix on cached frozen features (False: end to end)
     dropout: float = 0.0  # dropout after each new dense layer of the head
     strategy: str = "none"  # tf.distribute: none, mirrored or multiworker (TF_CONFIG); batch_size is then global
+    optimizer: str = "sgd"  # sgd (the study's) or adam; only sgd can take the span path
+    nesterov: bool = False  # Nesterov momentum for sgd
+    weight_decay: float = 0.0  # decoupled weight decay of the optimizer; 0 (the study's) keeps the span path open
+    suffix_path: str = "auto"  # first trainable Dense on cached features: auto (span where exact), span or direct
+    suffix_precision: str = "auto"  # conv suffix on cached features: auto (bf16 where native), float32, mixed_bfloat16
 
 
 def to_dict(config) -> dict:

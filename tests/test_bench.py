@@ -25,7 +25,21 @@ def benchmark():
 
 def tiny(benchmark, **changes):
     return dataclasses.replace(benchmark.QUICK, image_size=32, train=2, val=1, test=1, epochs=2, matmul_sizes=(64,),
-                               matmul_reps=1, probe_images=2, batch_size=4, **changes)
+                               matmul_reps=1, probe_images=2, batch_size=4, suffix_rows=8, suffix_val=4,
+                               suffix_epochs=2, suffix_image_size=32, **changes)
+
+
+def check_headline(written, backbones):
+    """The keys the issue names: naive and cached wall times and their ratio, the suffix paths, native bf16."""
+    assert isinstance(written["bf16_native"], bool)
+    for name in backbones:
+        summary = written[name]
+        assert summary["naive"]["wall_s"] > 0 and summary["cached"]["wall_s"] > 0 and summary["speedup"] > 0
+        assert summary["cached"]["row"] == ("cached bfloat16" if written["bf16_native"] else "cached float32")
+    suffix = written["suffix"]
+    assert suffix["direct_s_per_epoch"] > 0 and suffix["span_s_per_epoch"] > 0
+    assert (suffix["direct"]["path"], suffix["span"]["path"]) == ("direct", "span")
+    assert 0 <= suffix["max_probability_difference"] < 1e-4  # same model on both paths
 
 
 def check_rows(entry):
@@ -46,9 +60,14 @@ def check_rows(entry):
 
 def test_extrapolated_naive_rows_report_every_field_and_no_invented_accuracy(benchmark, tmp_path):
     out = tmp_path / "bench.json"
-    result = benchmark.run_benchmark(tiny(benchmark, naive_epochs=1), out=out, verbose=False)
+    result = benchmark.run_benchmark(tiny(benchmark, naive_epochs=1, measured_naive=()), out=out, verbose=False)
     written = json.loads(out.read_text())
     assert [entry["backbone"] for entry in written["backbones"]] == ["vgg16", "resnet50"]
+    check_headline(written, ("vgg16", "resnet50"))
+    vgg_rows = written["backbones"][0]["rows"]
+    assert vgg_rows["cached float32"]["suffix_path"] == "span"  # 12 training rows < fc1's 512 inputs
+    assert {"build_model", "extract_features", "fit", "materialise", "test_predictions", "write_run"} \
+        <= set(vgg_rows["cached float32"]["steps_s"])
     for entry in written["backbones"]:
         check_rows(entry)
         naive = entry["rows"]["naive"]
@@ -61,9 +80,11 @@ def test_extrapolated_naive_rows_report_every_field_and_no_invented_accuracy(ben
 
 
 def test_fully_trained_naive_row_reports_its_accuracy(benchmark, tmp_path):
-    settings = tiny(benchmark, naive_epochs=2, backbones=("vgg16",))
+    settings = tiny(benchmark, naive_epochs=1, backbones=("vgg16",), measured_naive=("vgg16",))
     result = benchmark.run_benchmark(settings, out=None, verbose=False)
     (entry,) = result["backbones"]
+    check_headline(result, ("vgg16",))
+    assert result["vgg16"]["naive"]["test_accuracy"] is not None and not result["vgg16"]["naive"]["extrapolated"]
     check_rows(entry)
     naive, float32 = entry["rows"]["naive"], entry["rows"]["cached float32"]
     assert not naive["extrapolated"] and naive["test_accuracy"] is not None
@@ -71,6 +92,16 @@ def test_fully_trained_naive_row_reports_its_accuracy(benchmark, tmp_path):
     for name in ("loss_epoch1", "val_loss_epoch1", "val_accuracy_epoch1"):
         assert naive[name] == pytest.approx(float32[name], rel=1e-4), name
     assert entry["analysis"]["accuracy_gap_points_bf16_vs_naive"] is not None
+
+
+def test_suffix_only_comparison_runs_alone(benchmark, tmp_path):
+    out = tmp_path / "suffix.json"
+    settings = benchmark.parse_args(["--quick", "--suffix-only", "--suffix-rows", "8", "--suffix-size", "32"])[0]
+    assert settings.backbones == () and settings.suffix_rows == 8
+    result = benchmark.run_benchmark(dataclasses.replace(settings, matmul_sizes=(64,), matmul_reps=1), out=out,
+                                     verbose=False)
+    assert json.loads(out.read_text())["suffix"]["rows"] == 8 and result["backbones"] == []
+    assert "VGG16's suffix alone (8 x 512" in benchmark.markdown(result)
 
 
 def test_bench_command_rejects_a_folder_as_out(tmp_path, capsys):

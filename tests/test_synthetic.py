@@ -188,8 +188,10 @@ def test_each_defect_is_what_the_truth_says(dirty):
         elif row.kind == "tiny":
             with Image.open(path) as image:
                 assert min(image.size) < dataset.TINY_SIDE
+        elif row.kind == "mislabelled":
+            assert row.true_label in CLASSES and row.true_label != row.label and row.source == ""
         elif row.kind == "off_class":
-            assert row.true_label in CLASSES and row.true_label != row.label
+            assert row.true_label == "" and row.source == ""
         elif row.kind == "corrupt":
             assert path.suffix == Path(row.source).suffix
 

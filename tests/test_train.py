@@ -56,6 +56,12 @@ def test_run_directory_holds_everything_a_report_needs(tmp_path):
     result = train_run(config, sets, name="six", run_dir=tmp_path / "run", manifest_hash="abc123",
                        cache_dir=tmp_path / "features", progress=False)
     assert "bfloat16" in result.metrics["feature_cache"]["dir"]
+    assert result.metrics["feature_cache"]["computed"] == 24 + 8  # train and val: bf16 test features go unread
+    # the float32 model is scored on float32 test features, kept in the float32 store for every later run
+    assert result.metrics["test_feature_cache"]["computed"] == 8
+    assert "float32" in result.metrics["test_feature_cache"]["dir"]
+    assert {"build_model", "extract_features", "fit", "materialise", "test_predictions"} \
+        <= set(result.metrics["step_seconds"])
     assert release_optimizer_graphs() == 0  # the run left no traced train step behind
     names = {path.name for path in (tmp_path / "run").iterdir()}
     assert {"config.json", "history.csv", "metrics.json", "predictions.csv", "model.keras", "versions.json",

@@ -17,6 +17,11 @@ Flags (one row per flagged file in FLAGS.csv; ``flag`` is the most important of
 * ``extreme_aspect``: longer/shorter side above ``max_aspect`` (3): review.
 * ``outlier`` (optional): far from its class in an embedding (a cheap colour one unless
   ``embed`` gives another): review, never drop.
+* ``label_issue`` (``backbone``): out-of-fold probabilities of a logistic regression on a
+  pretrained backbone's embedding say it belongs to another class (cleanlab): review; it
+  stays out of the cleaned manifest while its label is in doubt.
+* ``off_class`` (``backbone``): far from every classmate in that embedding, like fan art or
+  a picture of something else (``heroes.cleaning.embedding_flags``): review.
 * ``decision``: a file with no automatic flag that a review decision dropped or relabelled.
 
 Probes (``role == probe``) are never cleaned as class data: they keep their
@@ -51,18 +56,19 @@ import pandas
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from heroes.cleaning import embedding_flags
 from heroes.cleaning.fingerprints import fingerprint_all, hash_words
 from heroes.cleaning.near_duplicates import close_pairs, distances
 from heroes.errors import UserError
 
 FLAG_COLUMNS = ["path", "flag", "group_id", "action", "reason", "flags", "label", "sha256"]
 FLAGS = ("unreadable", "cross_class_duplicate", "exact_duplicate", "near_duplicate", "tiny",
-         "low_information", "extreme_aspect", "outlier", "decision")
+         "low_information", "label_issue", "off_class", "extreme_aspect", "outlier", "decision")
 ACTIONS = ("keep", "drop", "review")
 # Defects of the file itself: dropped whatever group it belongs to.
 FILE_DEFECTS = {"unreadable", "tiny", "low_information"}
 # Review flags that still let a file into the cleaned manifest while no one has decided.
-SOFT_REVIEW = {"extreme_aspect", "outlier"}
+SOFT_REVIEW = {"extreme_aspect", "outlier", "off_class"}
 # Measured on the embedded set's injected copies: see "Near-duplicate threshold" in the module docstring.
 NEAR_THRESHOLD = 80
 
@@ -78,6 +84,8 @@ class CleanConfig:
     outliers: bool = False  # the optional k-nearest-neighbour step
     outlier_neighbours: int = 5
     outlier_z: float = 5.0  # robust z-score of the kNN distance within the class
+    backbone: str | None = None  # registered backbone with ImageNet weights: turns on off_class and label_issue
+    embedding: embedding_flags.EmbeddingConfig = embedding_flags.EmbeddingConfig()
 
 
 @dataclass(frozen=True)
@@ -226,6 +234,12 @@ def _outliers(usable: pandas.DataFrame, vectors: numpy.ndarray, config: CleanCon
     return issues
 
 
+def _embedding_issues(rows: pandas.DataFrame, config: CleanConfig, progress) -> list:
+    """off_class and label_issue (review) from the backbone's embedding of the images that are not dropped anyway."""
+    found = embedding_flags.find(rows["path"], rows["label"], config.backbone, config.embedding, progress)
+    return [_issue(path, flag, "review", reason) for path, flag, reason in found]
+
+
 def _final_action(flags: set, actions: set) -> str:
     """File defects drop; then a cross-class review; then a duplicate drop; then any review."""
     if flags & FILE_DEFECTS:
@@ -269,11 +283,13 @@ def find_flags(manifest: pandas.DataFrame, config: CleanConfig = CleanConfig(), 
                workers=None, embed=None) -> FlagResult:
     """Every automatic flag of the manifest (review decisions are applied afterwards).
 
-    ``embed`` (outlier step only) maps a list of paths to an (n, d) array, e.g. a
-    backbone's pooled features where ImageNet weights are at hand; by default a cheap
-    colour embedding, which finds none of the embedded set's off-class figures.
+    ``embed`` (outlier step only) maps a list of paths to an (n, d) array; by default a
+    cheap colour embedding. ``config.backbone`` adds off_class and label_issue from that
+    backbone's ImageNet embedding of every image not dropped for its own defect.
     """
     _check_manifest(manifest)
+    if config.backbone:  # refuse an unknown backbone or one without ImageNet weights before any work
+        embedding_flags.imagenet_choice(config.backbone, config.embedding.size)
     usable, vectors = usable_rows(manifest, progress, workers)
     readable = (usable["error"] == "").to_numpy()
     searchable = readable & (usable["spread"].fillna(0).to_numpy() >= config.min_spread)
@@ -287,6 +303,8 @@ def find_flags(manifest: pandas.DataFrame, config: CleanConfig = CleanConfig(), 
         readable_rows = usable[readable].reset_index(drop=True)
         embedded = numpy.asarray(embed(list(readable_rows["path"]))) if embed else vectors[readable]
         issues += _outliers(readable_rows, embedded, config)
+    if config.backbone:
+        issues += _embedding_issues(usable[readable & ~usable["path"].isin(defective).to_numpy()], config, progress)
     groups = pandas.Series(usable["group_id"].to_numpy(), index=usable["path"].to_numpy(), name="group_id")
     return FlagResult(resolve(issues, manifest), groups, usable)
 
@@ -344,32 +362,60 @@ def clean(manifest: pandas.DataFrame, decisions=None, config: CleanConfig = Clea
                        review.pending(flags, decisions), found.fingerprints)
 
 
-def save(result: CleanResult, flags_path, clean_manifest_path=None, decisions_path=None, decisions=None) -> str:
-    """Write the flags, the cleaned manifest and the new pending decision rows, each atomically; describe them."""
+def save(result: CleanResult, flags_path, clean_manifest_path=None, decisions_path=None, decisions=None,
+         manifest_path=None) -> str:
+    """Check every output place, then write the cleaned manifest, the new pending decision rows and the flags
+    (spreadsheet-safe: people open it), each atomically; describe them."""
     from heroes.cleaning import review
     from heroes.data import scan
     from heroes.io import write_csv
 
-    write_csv(result.flags[FLAG_COLUMNS], flags_path)
+    check_outputs(manifest_path, flags_path, clean_manifest_path, decisions_path, result.manifest)
     if clean_manifest_path is not None:
-        scan.write_manifest(result.manifest, clean_manifest_path)
+        scan.write_manifest(result.manifest, clean_manifest_path, inputs=(manifest_path,))
     added = 0
     if decisions_path is not None:
         decisions = review.empty_decisions() if decisions is None else decisions
         added = review.sync_decisions(decisions_path, decisions, result.flags)
+    write_csv(result.flags[FLAG_COLUMNS], flags_path, for_people=True)
     return describe(result, flags_path, clean_manifest_path, decisions_path, added)
+
+
+def check_outputs(manifest_path, flags_path, clean_manifest_path=None, decisions_path=None, manifest=None) -> None:
+    """Refuse, before any work, an output that is the manifest or another output of the run, lies inside the
+    dataset folder, is a folder or cannot be written (the decisions file is read and appended to: it may exist)."""
+    from heroes.data.scan import dataset_roots
+    from heroes.io import check_output_path
+
+    roots = dataset_roots(manifest) if manifest is not None else []
+    outputs = [path for path in (flags_path, clean_manifest_path, decisions_path) if path is not None]
+    for index, path in enumerate(outputs):
+        others = outputs[:index] + outputs[index + 1:]
+        check_output_path(path, inputs=(manifest_path, *others), forbidden_dirs=roots)
 
 
 def run(manifest_path, flags_path, decisions_path=None, clean_manifest_path=None,
         config: CleanConfig = CleanConfig(), progress=True) -> str:
-    """``python -m heroes clean``: read and check every input first, then write each output atomically."""
+    """``python -m heroes clean``: read and check every input and output place first, then write each output
+    atomically; a clean that would drop every image writes nothing and says why in one line."""
     from heroes.cleaning import review
     from heroes.data import scan
 
     manifest = scan.read_manifest(manifest_path)
+    check_outputs(manifest_path, flags_path, clean_manifest_path, decisions_path, manifest)
     decisions = review.read_decisions(decisions_path, manifest)
     result = clean(manifest, decisions, config, progress)
-    return save(result, flags_path, clean_manifest_path, decisions_path, decisions)
+    _check_something_left(result, manifest_path)
+    return save(result, flags_path, clean_manifest_path, decisions_path, decisions, manifest_path)
+
+
+def _check_something_left(result: CleanResult, manifest_path) -> None:
+    """Every image dropped is a wrong input (paths that lead nowhere, another dataset), not a cleaning result."""
+    if data_rows(result.manifest).any():
+        return
+    flagged = result.flags[result.flags["action"] == "drop"]
+    why = f"; e.g. {flagged['path'].iloc[0]}: {flagged['reason'].iloc[0]}" if len(flagged) else ""
+    raise UserError(f"clean would drop every image of {manifest_path}, nothing written{why}"[:400])
 
 
 def describe(result: CleanResult, flags_path=None, manifest_path=None, decisions_path=None, added=0) -> str:

@@ -7,7 +7,7 @@ from heroes.cleaning.fingerprints import hash_words
 from heroes.cleaning.near_duplicates import close_pairs, distances
 from heroes.io import read_csv
 
-# The flag that finds each injected kind (off_class only the optional outlier step can see).
+# The flag that finds each injected kind (the last two only ``clean --backbone`` can see).
 EXPECTED_FLAG = {
     "corrupt": "unreadable",
     "not_image": "unreadable",
@@ -15,7 +15,8 @@ EXPECTED_FLAG = {
     "near_duplicate": "near_duplicate",
     "cross_class_duplicate": "cross_class_duplicate",
     "tiny": "tiny",
-    "off_class": "outlier",
+    "mislabelled": "label_issue",
+    "off_class": "off_class",
 }
 # Kinds whose file is a (possibly altered) copy of its ``source``: the pairs a near-duplicate hash must join.
 COPY_KINDS = ("near_duplicate", "cross_class_duplicate", "tiny")

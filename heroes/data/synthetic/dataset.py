@@ -22,7 +22,8 @@ Defects (``dirt=True``) are extra files, per class ``max(1, round(rate * per_cla
     near_duplicate          3%    resized / re-encoded / cropped 2-6% / brightened copy
     cross_class_duplicate   2%    exact or near copy of another class's image
     tiny                    2%    valid image under 48 px (downscaled copy or fresh figure)
-    off_class               2%    a figure of another class filed here
+    mislabelled             2%    a figure of another class filed here (``true_label`` names it)
+    off_class               2%    no figure at all: a landscape, a texture or abstract shapes (``true_label`` "")
     ======================  ====  =====================================================
 
 With ``truth_path`` one CSV row per defect: ``path,kind,source,label,true_label``.
@@ -36,7 +37,7 @@ import tempfile
 from pathlib import Path
 
 import numpy
-from PIL import Image, ImageEnhance, ImageFile, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageFile, ImageOps
 
 from heroes.config import CLASSES
 from heroes.data.synthetic import drawing
@@ -49,6 +50,7 @@ DIRT_RATES = {
     "near_duplicate": 0.03,
     "cross_class_duplicate": 0.02,
     "tiny": 0.02,
+    "mislabelled": 0.02,
     "off_class": 0.02,
 }
 TRUTH_COLUMNS = ("path", "kind", "source", "label", "true_label")
@@ -200,6 +202,65 @@ def _cross_class(rng, context, class_index):
     return *near_copy(_decode(data), rng), source, other
 
 
+def _landscape(rng, draw, side):
+    """Sky, sun, two or three mountain ridges and a foreground of grass or water."""
+    sky = drawing.random_colour(rng, (0.2, 0.7), (0.6, 1.0))
+    for y in range(0, side, 4):  # vertical gradient, lighter towards the horizon
+        shade = 0.55 + 0.45 * y / side
+        draw.rectangle((0, y, side, y + 4), fill=tuple(int(min(255, c * shade + 60 * (1 - shade))) for c in sky))
+    x, y, r = rng.uniform(0.1, 0.9) * side, rng.uniform(0.08, 0.35) * side, rng.uniform(0.04, 0.1) * side
+    draw.ellipse((x - r, y - r, x + r, y + r), fill=drawing.random_colour(rng, (0.0, 0.4), (0.9, 1.0)))
+    for layer in range(int(rng.integers(2, 4))):
+        base = (0.5 + 0.12 * layer) * side
+        peaks = numpy.linspace(-0.1, 1.1, int(rng.integers(4, 9))) * side
+        ridge = [(px, base - rng.uniform(0.05, 0.3) * side) for px in peaks]
+        draw.polygon([(-0.1 * side, side), *ridge, (1.1 * side, side)], fill=drawing.random_colour(rng, (0.2, 0.6),
+                                                                                                  (0.2, 0.7)))
+    draw.rectangle((0, rng.uniform(0.78, 0.9) * side, side, side), fill=drawing.random_colour(rng, (0.3, 0.8)))
+
+
+def _texture(rng, draw, side):
+    """A repeating pattern: diagonal stripes, a checkerboard or a grid of dots in two or three colours."""
+    colours = [drawing.random_colour(rng) for _ in range(int(rng.integers(2, 4)))]
+    step = rng.uniform(0.04, 0.15) * side
+    cells = int(side / step) + 2
+    kind = int(rng.integers(3))
+    if kind == 0:
+        for i in range(2 * cells):
+            x = i * step
+            draw.polygon([(x, 0), (x + step, 0), (x + step - side, side), (x - side, side)],
+                         fill=colours[i % len(colours)])
+        return
+    for i in range(cells):
+        for j in range(cells):
+            box = (i * step, j * step, (i + (1 if kind == 1 else 0.7)) * step, (j + (1 if kind == 1 else 0.7)) * step)
+            (draw.rectangle if kind == 1 else draw.ellipse)(box, fill=colours[(i + j) % len(colours)])
+
+
+def _abstract(rng, draw, side):
+    """Large concentric rings or rays from a point: bold geometry with no body or face in it."""
+    cx, cy = rng.uniform(0.2, 0.8, 2) * side
+    colours = [drawing.random_colour(rng, (0.5, 1.0), (0.5, 1.0)) for _ in range(int(rng.integers(2, 5)))]
+    if rng.random() < 0.5:
+        for index, radius in enumerate(numpy.arange(1.5 * side, 0, -rng.uniform(0.05, 0.12) * side)):
+            draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=colours[index % len(colours)])
+        return
+    rays = int(rng.integers(8, 24))
+    for index in range(rays):
+        a, b = 2 * numpy.pi * index / rays, 2 * numpy.pi * (index + 1) / rays
+        draw.polygon([(cx, cy), (cx + 2 * side * numpy.cos(a), cy + 2 * side * numpy.sin(a)),
+                      (cx + 2 * side * numpy.cos(b), cy + 2 * side * numpy.sin(b))], fill=colours[index % len(colours)])
+
+
+def draw_scene(rng, size):
+    """A picture with no person in it (landscape, texture or abstract shapes), lit and noised like the figures."""
+    side = size * drawing.SUPERSAMPLE
+    canvas = Image.new("RGB", (side, side), drawing.random_colour(rng))
+    scene = (_landscape, _texture, _abstract)[int(rng.integers(3))]
+    scene(rng, ImageDraw.Draw(canvas), side)
+    return drawing.finish(rng, canvas.reduce(drawing.SUPERSAMPLE))
+
+
 def make_defect(kind, rng, context, class_index, source):
     """``(bytes, ext, source_relpath, true_label)`` of one defect filed in ``CLASSES[class_index]``."""
     label = CLASSES[class_index]
@@ -215,9 +276,11 @@ def make_defect(kind, rng, context, class_index, source):
         return _cross_class(rng, context, class_index)
     if kind == "tiny":
         return _tiny(rng, label, context, source)
-    if kind == "off_class":
+    if kind == "mislabelled":
         other = _other_class(rng, class_index)
         return *encode(drawing.draw_image(other, rng, context.size), rng), "", other
+    if kind == "off_class":
+        return *encode(draw_scene(rng, context.size), rng), "", ""
     raise ValueError(f"unknown defect kind {kind!r}")
 
 
