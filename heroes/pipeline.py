@@ -60,7 +60,10 @@ def run_notebooks(parameters: dict, out_dir=None, names=NOTEBOOKS) -> list:
     """
     import papermill
 
-    if not progress.verbose():  # jupyter_client's notice for every kernel on localhost; not a problem here
+    # Each kernel's own log says "running over TCP without encryption" (it listens on localhost only: not a
+    # problem here); quiet unless verbose. Cell errors still arrive: they travel as messages, not as this log.
+    quiet = {} if progress.verbose() else {"extra_arguments": ["--IPKernelApp.log_level=ERROR"]}
+    if not progress.verbose():
         warnings.filterwarnings("ignore", message=".*running over TCP without encryption")
     out_dir = Path(out_dir or paths.NOTEBOOK_RUNS)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -79,7 +82,7 @@ def run_notebooks(parameters: dict, out_dir=None, names=NOTEBOOKS) -> list:
             with progress.text_bars():
                 papermill.execute_notebook(str(source), str(out_dir / source.name), parameters=values,
                                            cwd=str(source.parent), progress_bar=False, stdout_file=sys.stdout,
-                                           stderr_file=sys.stderr)
+                                           stderr_file=sys.stderr, **quiet)
         except papermill.PapermillExecutionError as error:
             raise UserError(f"{name} failed ({error.ename}: {error.evalue}); "
                             f"see the executed copy {out_dir / source.name}") from None
