@@ -9,6 +9,7 @@ import pandas
 from heroes.errors import UserError
 
 FINDING_COLUMNS = ["position", "score", "reason"]
+OFFLINE_BACKBONE = "efficientnet_lite0"  # the registered backbone whose ImageNet weights ship in a package
 
 
 @dataclass(frozen=True)
@@ -31,17 +32,19 @@ class EmbeddingConfig:
 
 def imagenet_choice(backbone: str, size=None):
     """The backbone's ImageNet weights, or ``UserError``: random weights give embeddings that mean nothing."""
+    from heroes.modeling.backbones import get_backbone
     from heroes.modeling.build import choose_weights
 
+    get_backbone(backbone)  # an unknown name is its own error, listing the known ones
+    reason = "it resolves to random weights"
     try:
         choice = choose_weights(backbone, "imagenet", size)
     except UserError as error:
-        if "unknown backbone" in str(error) or "image size" in str(error):
-            raise
-        choice = None
+        choice, reason = None, str(error)
     if choice is None or choice.random:
+        hint = f": {reason}" if backbone == OFFLINE_BACKBONE else f"; use --backbone {OFFLINE_BACKBONE} (offline weights)"
         raise UserError(f"backbone {backbone} has no ImageNet weights on this machine, and random embeddings would "
-                        f"flag nonsense; use --backbone efficientnet_lite0 (ImageNet weights offline)")
+                        f"flag nonsense{hint}")
     return choice
 
 
@@ -117,10 +120,13 @@ def out_of_fold_probabilities(vectors, codes, folds=5, seed=0, inverse_regularis
     """(n, classes) probabilities from logistic regressions that never saw the image they score."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from threadpoolctl import threadpool_limits
 
     splitter = StratifiedKFold(n_splits=min(folds, int(numpy.bincount(codes).min())), shuffle=True, random_state=seed)
     classifier = LogisticRegression(C=inverse_regularisation, max_iter=5000)
-    return cross_val_predict(classifier, normalise(vectors), codes, cv=splitter, method="predict_proba")
+    # Matrices this small gain nothing from BLAS threads, and on a busy machine threads cost 40x (measured).
+    with threadpool_limits(limits=1, user_api="blas"):
+        return cross_val_predict(classifier, normalise(vectors), codes, cv=splitter, method="predict_proba")
 
 
 def label_issues(vectors, labels, config: EmbeddingConfig = EmbeddingConfig()) -> pandas.DataFrame:
@@ -177,7 +183,7 @@ def sheet_items(flags: pandas.DataFrame, flag: str, limit=36) -> tuple:
     for path, label, reason in zip(rows["path"], rows["label"], rows["reason"]):
         text = _reason_of(reason, flag)
         if flag == "label_issue":
-            likely, p = re.match(r"looks like (\S+) \(p ([\d.]+)\)", text).groups()
+            likely, p = re.match(r"looks like (.+?) \(p ([\d.]+)\)", text).groups()
             items.append((-float(p), path, f"{label}→{likely} {p.lstrip('0')}"))
         else:
             z = float(re.search(r"robust z (-?[\d.]+)", text).group(1))
