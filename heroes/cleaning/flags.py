@@ -338,9 +338,10 @@ def clean_manifest(manifest: pandas.DataFrame, flags: pandas.DataFrame, groups: 
     action = flags.set_index("path")["action"]
     flag_sets = flags.set_index("path")["flags"].str.split(";").map(set)
     frame = manifest[manifest["status"] == "ok"].copy()
-    frame["group_id"] = frame["path"].map(groups).fillna("")
-    frame["action"] = frame["path"].map(action).fillna("keep")
-    frame["flags"] = frame["path"].map(flags.set_index("path")["flags"]).fillna("")
+    # object dtype first: with no flags at all the lookups are empty float Series, and NaN -> "" must stay text
+    frame["group_id"] = frame["path"].map(groups).astype(object).fillna("")
+    frame["action"] = frame["path"].map(action).astype(object).fillna("keep")
+    frame["flags"] = frame["path"].map(flags.set_index("path")["flags"]).astype(object).fillna("")
     soft = frame["path"].map(flag_sets).map(lambda found: isinstance(found, set) and found <= SOFT_REVIEW)
     survives = (frame["action"] == "keep") | ((frame["action"] == "review") & soft)
     probes = ~data_rows(frame)
@@ -422,7 +423,7 @@ def describe(result: CleanResult, flags_path=None, manifest_path=None, decisions
     """A few lines for people: flags by kind and action, what the cleaned manifest holds, where things went."""
     flags = result.flags
     lines = [f"{len(flags)} files flagged: " + ", ".join(
-        f"{action} {count}" for action, count in flags["action"].value_counts().reindex(ACTIONS).dropna().items())]
+        f"{action} {int(count)}" for action, count in flags["action"].value_counts().reindex(ACTIONS).dropna().items())]
     table = pandas.crosstab(flags["flag"], flags["action"]) if len(flags) else pandas.DataFrame()
     if len(table):
         lines.append(table.reindex([flag for flag in FLAGS if flag in table.index]).to_string())

@@ -60,13 +60,6 @@ def flagged_singles(flags: pandas.DataFrame) -> tuple:
     return list(singles["path"]), captions
 
 
-def files_with_flag(flags: pandas.DataFrame, flag: str) -> tuple:
-    """(paths, captions) of every file carrying ``flag`` among its flags: its label, then why (for review sheets)."""
-    chosen = flags[flags["flags"].str.split(";").apply(lambda names: flag in names)].sort_values("path")
-    captions = [f"{label}: {reason}" for label, reason in zip(chosen["label"], chosen["reason"])]
-    return list(chosen["path"]), captions
-
-
 def class_samples(cleaned: pandas.DataFrame, count: int) -> list:
     """``[(label, paths, captions)]``: the first ``count`` cleaned images of each class, in path order."""
     data = cleaned[data_rows(cleaned)].sort_values("path")
