@@ -196,3 +196,15 @@ def test_pooled_verdict_sign_convention_baselines_and_traceable_run_card(tmp_pat
 
 def test_a_run_card_without_a_commit_says_it_cannot_be_traced(reports_dir):
     assert "| git commit | — (not recorded: these reports cannot be traced to code) |" in summary(reports_dir)
+
+
+def test_a_skipped_notebook_is_said_and_its_old_metrics_are_not_shown(tmp_path):
+    from heroes.io import write_json
+    from heroes.reporting import summary
+
+    metrics = tmp_path / "metrics"
+    write_json(metrics / "02-batman-vs-human.json", {"title": "an earlier run", "summary": "OLD NUMBERS"})
+    write_json(metrics / "reproduce.json", {"notebooks": [], "skipped": {"02-batman-vs-human": "no Not a hero class"}})
+    text = summary.write_summary(tmp_path).read_text()
+    assert "## Notebook 02-batman-vs-human: skipped" in text and "no Not a hero class" in text
+    assert "OLD NUMBERS" not in text

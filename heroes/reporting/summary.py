@@ -341,9 +341,12 @@ def summary_lines(reports_dir) -> list:
         lines += [f"Notebook 04 has not written `metrics/{COMPARISON_FILE}` yet: run it (or `make reproduce`).", ""]
     else:
         lines += _comparison(comparison, reports_dir)
+    skipped = reproduce.get("skipped") or {}
     for stem, metrics in found.items():
-        if stem != Path(COMPARISON_FILE).stem:
+        if stem != Path(COMPARISON_FILE).stem and stem not in skipped:
             lines += _other_notebook(stem, metrics, reports_dir)
+    for stem, reason in skipped.items():  # a metrics file left by an earlier run is not this run's: not shown
+        lines += [f"## Notebook {stem}: skipped", "", f"`make reproduce` did not run it: {reason}.", ""]
     if comparison is not None:
         lines += _run_card(comparison, reproduce)
     elif reproduce:
