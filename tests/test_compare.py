@@ -18,7 +18,6 @@ from heroes.evaluation.predictions import load_predictions
 from heroes.modeling import backbones, build, features, runs, surgery, train
 from heroes.modeling.weights import WeightsChoice
 from heroes.reporting import tables, verdicts
-from heroes.reporting.plots import scores
 
 # lr 0.01 so one epoch moves the head; weights=None is what "auto" falls back to offline.
 SMALL = TrainConfig(backbone="vgg16", image_size=32, weights=None, epochs=1, batch_size=8, learning_rate=0.01)
@@ -183,40 +182,6 @@ def test_per_seed_comparisons_pair_each_seed():
     assert list(frame["seed"]) == [0, 1]
     assert {"VGG16 accuracy", "only ResNet50 right", "McNemar p"} <= set(frame.columns)
     assert (frame["CI low"] <= frame["difference"]).all() and (frame["difference"] <= frame["CI high"]).all()
-
-
-def gaps(values):
-    """A gap frame with the given last-epoch accuracy gap per (model, seed)."""
-    rows = [{"model": model, "seed": seed, "epoch": 1, "train_minus_val_accuracy": gap, "train_minus_val_loss": -gap}
-            for (model, seed), gap in values.items()]
-    return pandas.DataFrame(rows)
-
-
-@pytest.mark.parametrize("resnet_gaps, larger", [((0.2, 0.3), "2 of 2"), ((-0.1, -0.2), "0 of 2"),
-                                                 ((0.2, -0.2), "1 of 2")])
-def test_gap_sentence_never_claims_more_than_a_sign_test_over_seeds(resnet_gaps, larger):
-    # Issue 16: "larger in 0 of 3 seeds" was read as "the opposite of the study's impression"; two seeds cannot
-    # give a sign test below p = 0.5, so every outcome here is "not evidence", with the p-value said.
-    values = {("VGG16", 0): 0.0, ("VGG16", 1): 0.05, ("ResNet50", 0): resnet_gaps[0], ("ResNet50", 1): resnet_gaps[1]}
-    summary = stats.gap_summary(gaps(values))
-    sentence = verdicts.gap_sentence(summary, ("VGG16", "ResNet50"), 150)
-    assert f"larger in {larger} seeds" in sentence and "150 images" in sentence
-    assert "with 2 seeds no outcome can reach p < 0.05" in sentence and "not evidence" in sentence
-    assert "impression" not in sentence and "Keras' running mean" in sentence
-
-
-def test_gap_sentence_with_one_seed_does_not_generalise():
-    summary = stats.gap_summary(gaps({("VGG16", 0): 0.1, ("ResNet50", 0): -0.1}))
-    sentence = verdicts.gap_sentence(summary, ("VGG16", "ResNet50"), 18)
-    assert "one seed cannot show a consistent pattern" in sentence and "−10.0" in sentence
-
-
-def test_gap_figure_is_written(tmp_path):
-    history = pandas.DataFrame({"epoch": [1, 2], "loss": [1.0, 0.5], "accuracy": [0.5, 0.9], "val_loss": [1.1, 0.9],
-                                "val_accuracy": [0.4, 0.6]})
-    frame = stats.gap_frame({("VGG16", 0): history, ("ResNet50", 0): history})
-    assert set(frame.columns) >= {"model", "seed", "train_minus_val_accuracy"}
-    assert scores.gap_figure(frame, tmp_path / "gap.png").path.stat().st_size > 1000
 
 
 def test_explained_images_put_disagreements_first_and_refuse_other_test_sets():

@@ -296,17 +296,6 @@ def test_seed_spread():
         stats.seed_spread([])
 
 
-def test_overfitting_gap():
-    history = pandas.DataFrame({"epoch": [1, 2], "loss": [0.9, 0.2], "accuracy": [0.6, 0.99],
-                                "val_loss": [1.0, 0.8], "val_accuracy": [0.55, 0.7], "run": ["r", "r"]})
-    gap = stats.overfitting_gap(history)
-    assert list(gap["train_minus_val_accuracy"]) == pytest.approx([0.05, 0.29])
-    assert list(gap["train_minus_val_loss"]) == pytest.approx([-0.1, -0.6])
-    assert list(gap["run"]) == ["r", "r"]
-    with pytest.raises(UserError, match="val_accuracy"):
-        stats.overfitting_gap(history.drop(columns=["val_accuracy"]))
-
-
 def test_comparison_table_formats_and_tolerates_missing_fields():
     runs = {"VGG16": {"test_n": 150, "test_accuracy": 0.84, "test_accuracy_ci": [0.771, 0.895], "macro_f1": 0.8391,
                       "ece": 0.0412, "model": {"total_parameters": 134285126, "trainable_parameters": 16801798},

@@ -31,25 +31,6 @@ def per_seed_comparisons(predictions: dict, pair, seeds, labels=None, n_resample
     return pandas.DataFrame(rows)
 
 
-def gap_frame(histories: dict) -> pandas.DataFrame:
-    """``evaluate.overfitting_gap`` of every run, with ``model`` and ``seed`` columns; keys are (model, seed)."""
-    frames = []
-    for (name, seed), history in histories.items():
-        gap = overfitting_gap(history)
-        gap.insert(0, "seed", seed)
-        gap.insert(0, "model", name)
-        frames.append(gap)
-    return pandas.concat(frames, ignore_index=True)
-
-
-def gap_summary(gaps: pandas.DataFrame) -> pandas.DataFrame:
-    """Per run: the train - validation accuracy gap at the last epoch, its mean and maximum over epochs."""
-    grouped = gaps.groupby(["model", "seed"], sort=False)["train_minus_val_accuracy"]
-    return pandas.DataFrame({"last epoch": grouped.last(), "mean over epochs": grouped.mean(),
-                             "largest": grouped.max()}).reset_index()
-
-
-HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 # One orientation for every paired difference in tables and sentences (issue 16: summary.md used to mix both).
 SIGN_CONVENTION = "difference = B − A (the second model minus the first): positive favours B"
 
@@ -347,22 +328,6 @@ def seed_spread(values_by_seed) -> dict:
                         "intervals are reported instead"}
     return {"n_seeds": len(values), "mean": float(numpy.mean(values)), "std": float(numpy.std(values, ddof=1)),
             "values": values, "note": ""}
-
-
-def overfitting_gap(history_frame) -> pandas.DataFrame:
-    """Per epoch: train minus validation accuracy (positive = overfitting) and loss (negative = overfitting).
-
-    Extra columns (run, seed, model...) are kept so several runs can share one frame. "train" here is Keras' running
-    mean over the epoch, biased against end-of-epoch validation: ``heroes.evaluation.overfitting`` measures instead.
-    """
-    missing = [column for column in HISTORY_COLUMNS if column not in history_frame.columns]
-    if missing:
-        raise UserError(f"training history lacks column(s) {', '.join(missing)}: was it fitted with "
-                        "validation_data and metrics=['accuracy']?")
-    gap = history_frame.drop(columns=["loss", "accuracy", "val_loss", "val_accuracy"]).copy()
-    gap["train_minus_val_accuracy"] = history_frame["accuracy"] - history_frame["val_accuracy"]
-    gap["train_minus_val_loss"] = history_frame["loss"] - history_frame["val_loss"]
-    return gap
 
 
 def headline_metrics(predictions, n_bins=10, **options) -> dict:

@@ -1,8 +1,6 @@
 """Sentences of the report: verdicts, intervals, spreads and weights warnings, generated from numbers."""
 
-import pandas
 
-from heroes.evaluation.overfitting import sign_test
 from heroes.modeling.backbones import display_name
 from heroes.modeling.weights import RANDOM_UNAVAILABLE
 
@@ -69,24 +67,6 @@ def _sign_test_call(test, names) -> str:
         return "this is not evidence that either model's gap is larger than the other's"
     more = names[1] if test["larger"] > test["untied"] / 2 else names[0]
     return f"evidence that {more}'s gap is larger: it fits its training images better, relative to validation"
-
-
-def gap_sentence(summary: pandas.DataFrame, names, val_n: int) -> str:
-    """What the running-accuracy gaps (``stats.gap_summary``) say about "the second model overfits more", with a
-    sign test over seeds and never more: Keras' running training accuracy is biased low, so ``overfitting_sentence``
-    on measured gaps supersedes this."""
-    test = sign_test(summary, names, column="last epoch")
-    means = {name: signed(summary.loc[summary["model"] == name, "last epoch"].mean()) for name in names}
-    seeds = len(test["seeds"])
-    text = (f"At the last epoch the train − validation accuracy gap averaged {means[names[0]]} points for "
-            f"{names[0]} and {means[names[1]]} for {names[1]} (validation: {val_n} images); {names[1]}'s gap was "
-            f"larger in {test['larger']} of {seeds} seed{'s' if seeds != 1 else ''}")
-    if seeds < 2:
-        text += ": one seed cannot show a consistent pattern"
-    else:
-        text += f" {_sign_test_clause(test)}: {_sign_test_call(test, names)}"
-    return text + (". Training accuracy here is Keras' running mean over each epoch, biased low against "
-                   "end-of-epoch validation accuracy: a measured gap needs the training set re-scored.")
 
 
 def overfitting_sentence(assessment: dict, val_n: int, weights_random: bool = False) -> str:

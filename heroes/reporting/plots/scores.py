@@ -150,26 +150,6 @@ def per_class_scores(predictions_by_model, out_png) -> Saved:
     return save_figure(figure, out_png)
 
 
-def gap_figure(gaps: pandas.DataFrame, out_png) -> Saved:
-    """Train - validation accuracy and loss gaps per epoch, one colour per model, one line per seed."""
-    figure = Figure(figsize=(10.4, 4.0), dpi=DPI, layout="constrained")
-    accuracy_axis, loss_axis = figure.subplots(1, 2)
-    colours = dict(zip(gaps["model"].unique(), COLOURS))
-    for (name, seed), run in gaps.groupby(["model", "seed"], sort=False):
-        label = f"{name} seed {seed}"
-        style = {"color": colours[name], "alpha": 0.8, "marker": "o", "markersize": 3, "label": label}
-        accuracy_axis.plot(run["epoch"], run["train_minus_val_accuracy"], **style)
-        loss_axis.plot(run["epoch"], run["train_minus_val_loss"], **style)
-    accuracy_axis.set(title="Train − validation accuracy (above 0: overfitting)", xlabel="epoch", ylabel="gap")
-    loss_axis.set(title="Train − validation loss (below 0: overfitting)", xlabel="epoch", ylabel="gap")
-    for axis in (accuracy_axis, loss_axis):
-        axis.axhline(0, color="grey", linewidth=1)
-        axis.grid(alpha=0.3)
-        axis.xaxis.get_major_locator().set_params(integer=True)
-    figure.legend(*accuracy_axis.get_legend_handles_labels(), loc="outside lower center", ncols=6, fontsize=8)
-    return save_figure(figure, out_png)
-
-
 def measured_gap_figure(gaps: pandas.DataFrame, out_png) -> Saved:
     """Measured gaps per epoch (``heroes.evaluation.overfitting.measured_gap_frame``): train − validation accuracy
     and validation − train loss, both above 0 when the model does better on its training images; one colour per
