@@ -402,7 +402,7 @@ def naive_timed(config, sets, settings) -> dict:
 
 def cached(config, sets, folder) -> dict:
     """``train_run`` with the frozen-feature cache in a fresh folder: real extraction, then the suffix trains."""
-    cache_dir = folder / "features"
+    cache_dir = folder / f"features-{config.feature_dtype}"  # own folder: bf16 runs keep float32 test features too
     with _clock() as call:
         result = train.train_run(config, sets, name=f"cached-{config.backbone}-{config.feature_dtype}",
                                  run_dir=folder / "runs" / f"cached-{config.feature_dtype}", use_cache=True,
@@ -412,8 +412,9 @@ def cached(config, sets, folder) -> dict:
     steps["write_run"] = round(call["s"] - metrics["wall_time_s"], 2)  # after the run's own clock stopped
     steps["unaccounted"] = round(call["s"] - sum(steps.values()), 2)
     cache = metrics["feature_cache"]
-    if cache["reused"]:
-        raise ValueError(f"the benchmark's fresh feature cache {cache['dir']} reused {cache['reused']} features")
+    for store in (cache, metrics["test_feature_cache"] or {}):
+        if store.get("reused"):
+            raise ValueError(f"the benchmark's fresh feature cache {store['dir']} reused {store['reused']} features")
     return {
         "path": f"cached {config.feature_dtype}", "extrapolated": False, "epochs_trained": int(len(history)),
         "extract_images_per_s": round(cache["computed"] / metrics["feature_time_s"], 3),
@@ -675,7 +676,8 @@ def _notes(settings: Settings) -> list:
             + f" and EXTRAPOLATED to {settings.epochs} epochs; test accuracy not measured"] if timed else []))
     return [
         naive,
-        "cached rows: one heroes.modeling.train.train_run each, feature cache in a fresh temporary folder (nothing reused)",
+        "cached rows: one heroes.modeling.train.train_run each, feature cache in a fresh temporary folder per row "
+        "(nothing reused; a bf16 row also extracts float32 test features: the float32 model is what it scores)",
         "weights=None (random): same FLOPs as ImageNet weights; accuracies are on the synthetic data set",
         "shared machine: wall times depend on the other processes; CPU seconds and the 1-minute load average are "
         "recorded beside every wall time",
