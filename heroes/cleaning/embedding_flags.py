@@ -49,18 +49,10 @@ def imagenet_choice(backbone: str, size=None):
 
 
 def embedding_model(backbone: str, size=None):
-    """Raw 0-255 RGB in, the global average of the last feature map out (``avg_pool``, 1280-d for Lite0)."""
-    import keras
+    """Raw 0-255 RGB in, the pooled ImageNet embedding out (``avg_pool``, 1280-d for Lite0); refuses random weights."""
+    from heroes.modeling.build import pooled_features_model
 
-    from heroes.modeling.backbones import get_backbone
-    from heroes.modeling.build import build_model
-
-    choice = imagenet_choice(backbone, size)
-    model = build_model(backbone, 2, image_size=size, weights=choice, policy="linear_probe")
-    if "avg_pool" in {layer.name for layer in model.layers}:
-        return keras.Model(model.input, model.get_layer("avg_pool").output)
-    features = model.get_layer(get_backbone(backbone).gradcam_layer).output  # VGG's head flattens instead
-    return keras.Model(model.input, keras.layers.GlobalAveragePooling2D()(features))
+    return pooled_features_model(backbone, size, imagenet_choice(backbone, size))
 
 
 def embed(paths, backbone: str, size=None, batch_size=32, progress=True) -> numpy.ndarray:

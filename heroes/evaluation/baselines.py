@@ -19,7 +19,6 @@ from heroes.modeling.runs import predictions_frame
 THUMBNAIL_SIDE = 8
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 PROBE_BACKBONE = "efficientnet_lite0"
-PROBE_LAYER = "avg_pool"
 FEATURE_BATCH = 32
 NAMES = {"majority": "majority class", "thumbnails": f"logistic regression, {THUMBNAIL_SIDE}×{THUMBNAIL_SIDE} "
          "RGB thumbnails", "probe": "linear probe, EfficientNet-Lite0 ImageNet features"}
@@ -72,8 +71,8 @@ def thumbnail_logistic(sets: dict, side=THUMBNAIL_SIDE, seed=0):
     return _logistic_frame({name: thumbnails(sets[name], side) for name in ("train", "val", "test")}, sets, seed)
 
 
-def pretrained_features(image_set, backbone=PROBE_BACKBONE, layer=PROBE_LAYER, batch_size=FEATURE_BATCH):
-    """The ImageNet backbone's ``layer`` output (pooled features) for every image, float32 (N, D).
+def pretrained_features(image_set, backbone=PROBE_BACKBONE, batch_size=FEATURE_BATCH):
+    """The ImageNet backbone's pooled features for every image, float32 (N, D).
 
     ``UserError`` when no ImageNet weights can be had for ``backbone`` (random features would be no baseline).
     """
@@ -82,9 +81,7 @@ def pretrained_features(image_set, backbone=PROBE_BACKBONE, layer=PROBE_LAYER, b
     from heroes.modeling import build
 
     size = int(image_set.images.shape[1])
-    choice = build.choose_weights(backbone, "imagenet", size)
-    model = build.build_model(backbone, len(image_set.class_names), size, weights=choice, policy="linear_probe")
-    extractor = keras.Model(model.inputs, model.get_layer(layer).output)
+    extractor = build.pooled_features_model(backbone, size, build.choose_weights(backbone, "imagenet", size))
     features = [extractor.predict_on_batch(numpy.asarray(image_set.images[start:start + batch_size], "float32"))
                 for start in range(0, len(image_set), batch_size)]
     keras.backend.clear_session()

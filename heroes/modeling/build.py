@@ -150,3 +150,15 @@ def describe_model(model) -> dict:
         "first_trainable_layer": None if first is None else first.name,
         "trainable_layers": [layer.name for layer in model.layers if layer.trainable_weights],
     }
+
+
+def pooled_features_model(name, image_size=None, weights="imagenet") -> keras.Model:
+    """Raw 0-255 RGB in, the backbone's globally pooled last feature map out (EfficientNet-Lite0: 1280 values).
+
+    The embedding the cleaning checks and the linear-probe baseline share; ``weights`` as for ``build_model``.
+    """
+    model = build_model(name, 2, image_size, weights=weights, policy="linear_probe")
+    if "avg_pool" in {layer.name for layer in model.layers}:
+        return keras.Model(model.inputs, model.get_layer("avg_pool").output, name=f"{name}_pooled")
+    feature_map = model.get_layer(get_backbone(name).gradcam_layer).output  # VGG's head flattens instead
+    return keras.Model(model.inputs, keras.layers.GlobalAveragePooling2D()(feature_map), name=f"{name}_pooled")
