@@ -16,39 +16,20 @@ import io
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from pathlib import Path
 
 import psutil
 from PIL import Image
 
+from heroes.data.synthetic.hostile import jpeg_claiming, png_claiming
 from heroes.hardware import hardware
 
 SIDE = 7000  # 49,000,000 pixels, under the 50 Mpx limit
 PER_KIND = 5
-
-
-def tall_png() -> bytes:
-    """A PNG that declares 1 x 49,000,000 RGB pixels and holds none."""
-    def chunk(kind, body):
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    header = struct.pack(">IIBBBBB", 1, SIDE * SIDE, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
-
-
-def claiming_jpeg() -> bytes:
-    """A 16 x 16 JPEG whose frame header claims 7000 x 7000."""
-    buffer = io.BytesIO()
-    Image.new("RGB", (16, 16), (200, 10, 10)).save(buffer, "JPEG")
-    data = bytearray(buffer.getvalue())
-    frame = data.find(b"\xff\xc0")
-    data[frame + 5: frame + 9] = struct.pack(">HH", SIDE, SIDE)
-    return bytes(data)
 
 
 def real(image_format: str) -> bytes:
@@ -59,7 +40,7 @@ def real(image_format: str) -> bytes:
 
 def write_hostile(folder: Path) -> None:
     folder.mkdir(parents=True)
-    kinds = {"tall.png": tall_png(), "claims.jpg": claiming_jpeg(), "real.png": real("PNG"), "real.jpg": real("JPEG")}
+    kinds = {"tall.png": png_claiming(1, SIDE * SIDE), "claims.jpg": jpeg_claiming(SIDE, SIDE), "real.png": real("PNG"), "real.jpg": real("JPEG")}
     for name, data in kinds.items():
         for index in range(PER_KIND):
             (folder / f"{index}_{name}").write_bytes(data)
