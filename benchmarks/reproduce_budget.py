@@ -4,8 +4,10 @@ Counts the arithmetic of the full configuration (every image through each frozen
 cache does; every training epoch of the trainable suffixes: forward + backward ~ 3x forward; VGG16's fc1 on the span
 path: X·W0, X·Xᵀ and W0 + XᵀA once per run, then only n-wide kernel rows per image), measures this machine's float32
 matmul rate and the real suffix training speed of each backbone (``heroes.modeling.train.fit_suffix``: the path,
-precision and XLA choice a run makes here), and prints the predicted minutes next to the 25-minute target.
-Run: ``python benchmarks/reproduce_budget.py [--seeds 3] [--out FILE.json]``.
+precision and XLA choice a run makes here), and prints the FLOP floor (minutes at the matmul rate: float32, and
+bf16 where the CPU has native bf16) beside the 25-minute target and beside the measured notebook times of the last
+``make reproduce`` (``reports/metrics/reproduce.json``), if there is one.
+Run: ``python benchmarks/reproduce_budget.py [--seeds 3] [--out FILE.json] [--measured FILE.json]``.
 """
 
 import argparse
@@ -16,12 +18,13 @@ from pathlib import Path
 
 import numpy
 
-from heroes import bench, paths
+from heroes import bench, hardware, paths
 from heroes.config import SplitConfig, TrainConfig
 from heroes.modeling import span, surgery, train
 
 TARGET_MINUTES = 25
-BACKBONES = ("vgg16", "resnet50")
+BACKBONES = ("vgg16", "resnet50", "efficientnet_lite0")  # the backbones notebooks 02 and 04 train
+MEASURED = paths.REPORTS / "metrics" / "reproduce.json"
 
 
 def workload(seeds: int, epochs: int, split: SplitConfig = SplitConfig()) -> dict:
@@ -65,10 +68,24 @@ def measured_suffix_seconds_per_image(suffix, config, rows: int, epochs: int = 2
     return float(outcome["history"]["seconds"].iloc[-1]) / rows
 
 
-def budget(seeds: int = 3, epochs: int = 10, image_size: int = 224, measure: bool = True) -> dict:
+def measured_minutes(path=MEASURED) -> dict | None:
+    """Wall minutes per notebook and in total of the ``make reproduce`` that wrote ``path`` (None: no such file)."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return {"finished": record.get("finished"), "parameters": record.get("parameters"),
+            "notebooks": {item["name"]: round(item["seconds"] / 60, 1) for item in record.get("notebooks", [])},
+            "total": round(record.get("total_s", 0) / 60, 1)}
+
+
+def budget(seeds: int = 3, epochs: int = 10, image_size: int = 224, measure: bool = True, measured=MEASURED) -> dict:
     script = bench.load_benchmark()
     plan, rows = workload(seeds, epochs), []
     ceiling = script.matmul_ceiling(2048, 3, "float32")["gflops"] if measure else None
+    bf16_native = hardware.bf16_is_fast()
+    # bf16 runs extraction and conv suffixes where the CPU has it natively; elsewhere it is emulated, no floor to quote
+    ceiling_bf16 = script.matmul_ceiling(2048, 3, "bfloat16")["gflops"] if measure and bf16_native else None
     for name in BACKBONES:
         config = train.final_config(TrainConfig(backbone=name, image_size=image_size, weights=None, epochs=epochs))
         model, _ = train.build_run_model(config, 6)
@@ -93,10 +110,13 @@ def budget(seeds: int = 3, epochs: int = 10, image_size: int = 224, measure: boo
         })
     total_tflop = sum(row["extraction_tflop"] + row["training_tflop"] for row in rows)
     return {
-        "seeds": seeds, "epochs": epochs, "image_size": image_size, "matmul_gflops_float32": ceiling,
+        "seeds": seeds, "epochs": epochs, "image_size": image_size, "machine": hardware.hardware(),
+        "bf16_native": bf16_native, "matmul_gflops_float32": ceiling, "matmul_gflops_bfloat16": ceiling_bf16,
         "backbones": rows, "total_tflop": round(total_tflop, 1),
         "minutes_at_matmul_rate": None if not ceiling else round(total_tflop * 1e3 / ceiling / 60, 1),
+        "minutes_at_bf16_matmul_rate": None if not ceiling_bf16 else round(total_tflop * 1e3 / ceiling_bf16 / 60, 1),
         "gflops_needed_for_target": round(total_tflop * 1e3 / (TARGET_MINUTES * 60), 1),
+        "measured_minutes": measured_minutes(measured) if measured else None,
     }
 
 
@@ -113,7 +133,14 @@ def markdown(result: dict) -> str:
     lines += ["", f"Total {result['total_tflop']:.0f} TFLOP. "
               + (f"At this machine's float32 matmul rate ({result['matmul_gflops_float32']:.0f} GFLOP/s) that is at "
                  f"least {result['minutes_at_matmul_rate']:.0f} min; " if result["matmul_gflops_float32"] else "")
+              + (f"at the bf16 rate ({result['matmul_gflops_bfloat16']:.0f} GFLOP/s) at least "
+                 f"{result['minutes_at_bf16_matmul_rate']:.0f} min; " if result.get("matmul_gflops_bfloat16") else "")
               + f"{TARGET_MINUTES} min needs {result['gflops_needed_for_target']:.0f} GFLOP/s sustained."]
+    measured = result.get("measured_minutes")
+    if measured:
+        lines += ["", f"Measured `make reproduce` (finished {measured['finished']}, parameters "
+                  f"{measured['parameters'] or 'full configuration'}): {measured['total']:.1f} min in all; "
+                  + ", ".join(f"{name} {minutes:.1f}" for name, minutes in measured["notebooks"].items()) + "."]
     return "\n".join(lines)
 
 
@@ -123,8 +150,9 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--out", default=str(paths.REPORTS / "benchmarks" / "reproduce-budget.json"))
+    parser.add_argument("--measured", default=str(MEASURED), help="reproduce.json of the run to set beside the floor")
     args = parser.parse_args(argv)
-    result = budget(args.seeds, args.epochs, args.size)
+    result = budget(args.seeds, args.epochs, args.size, measured=args.measured)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(markdown(result))

@@ -223,7 +223,8 @@ def matmul_ceilings(settings: Settings) -> dict:
 
 
 def prefix_flops(prefix) -> int:
-    """FLOPs of one image through ``prefix``: 2 x multiply-adds of every Conv2D (2.H.W.k^2.Cin.Cout/groups) and Dense.
+    """FLOPs of one image through ``prefix``: 2 x multiply-adds of every Conv2D (2.H.W.k^2.Cin.Cout/groups),
+    DepthwiseConv2D and Dense.
 
     Bias, BatchNorm, activations, pooling and residual adds are left out (under 1% for VGG16 and ResNet50).
     """
@@ -233,6 +234,9 @@ def prefix_flops(prefix) -> int:
             height, width = layer.output.shape[1:3]
             kernel_h, kernel_w, inputs_per_group, outputs = layer.kernel.shape
             total += 2 * height * width * kernel_h * kernel_w * inputs_per_group * outputs
+        elif isinstance(layer, keras.layers.DepthwiseConv2D):  # not a Conv2D subclass in Keras 3
+            height, width = layer.output.shape[1:3]
+            total += 2 * height * width * math.prod(layer.kernel.shape)  # kh * kw * channels * multiplier
         elif isinstance(layer, keras.layers.Dense):
             total += 2 * math.prod(layer.kernel.shape)
     return int(total)

@@ -192,6 +192,29 @@ def test_pooled_verdict_sign_convention_baselines_and_traceable_run_card(tmp_pat
     card = text.split("## Run card", 1)[1]
     assert f"| git commit | `{'c0ffee' * 6 + 'beef'}` plus uncommitted changes to `heroes/x.py` |" in card
     assert "| command | `make reproduce SEEDS=3` |" in card and "bf16 native: False" in card
+    # the pooled table has a row per seed: the per-seed table is not printed a second time
+    assert "The same paired comparison for each seed" not in text and text.count("| pooled | +0.042 |") == 1
+
+
+def test_the_run_card_says_whether_seeds_vary_the_split(reports_dir):
+    assert "seeds vary the new layers and the batch order (every seed on notebook 01's split)" in summary(reports_dir)
+    record = comparison()
+    record["run_card"]["vary_split"] = True
+    write(reports_dir, COMPARISON_FILE, record)
+    assert "seeds vary the new layers, the batch order and the split" in summary(reports_dir)
+
+
+def test_the_summary_publishes_the_predictions_its_runs_wrote(reports_dir, tmp_path):
+    run_dir = tmp_path / "models" / "compare-vgg16-study-s1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "predictions.csv").write_text("path,label,predicted,correct\n/x/a.png,batman,batman,True\n")
+    record = comparison()
+    record["models"] = {"VGG16": {"per_seed": {"1": {"run_dir": str(run_dir)}}}}
+    write(reports_dir, COMPARISON_FILE, record)
+    text = summary(reports_dir)
+    copied = reports_dir / "predictions" / "compare-vgg16-study-s1.csv"
+    assert copied.read_text() == (run_dir / "predictions.csv").read_text()  # a path outside the project stays as is
+    assert "[`predictions/`](predictions/)" in text
 
 
 def test_a_run_card_without_a_commit_says_it_cannot_be_traced(reports_dir):

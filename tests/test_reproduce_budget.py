@@ -28,10 +28,31 @@ def test_run_flops_count_three_passes_per_training_image(budget):
     assert budget.run_flops(sizes, epochs=2, suffix_gflop=1.0) == 2 * (30 + 2) + 4
 
 
-def test_budget_without_measuring_counts_vgg16_and_resnet50(budget):
-    result = budget.budget(seeds=1, epochs=1, image_size=32, measure=False)
-    vgg16, resnet50 = result["backbones"]
+def test_budget_without_measuring_counts_every_backbone_the_notebooks_train(budget, tmp_path):
+    result = budget.budget(seeds=1, epochs=1, image_size=32, measure=False, measured=tmp_path / "absent.json")
+    vgg16, resnet50, efficientnet = result["backbones"]
+    assert efficientnet["backbone"] == "efficientnet_lite0" and efficientnet["prefix_gflop_per_image"] > 0
+    assert result["measured_minutes"] is None
     # VGG16's suffix at 32 px: fc1 512x4096 + fc2 4096x4096 + 4096x6 multiply-adds, twice.
     assert vgg16["suffix_gflop_per_image"] == pytest.approx(2 * (512 * 4096 + 4096 * 4096 + 4096 * 6) / 1e9, abs=1e-3)
     assert resnet50["prefix_gflop_per_image"] > 0 and result["minutes_at_matmul_rate"] is None
     assert "needs" in budget.markdown(result)
+
+
+def test_measured_minutes_read_the_reproduce_record(budget, tmp_path):
+    record = tmp_path / "reproduce.json"
+    record.write_text('{"finished": "x", "parameters": {}, "total_s": 90.0, '
+                      '"notebooks": [{"name": "01-data-cleaning", "seconds": 30.0}, {"name": "04-vgg-vs-resnet", "seconds": 60.0}]}')
+    assert budget.measured_minutes(record) == {"finished": "x", "parameters": {}, "total": 1.5,
+                                                "notebooks": {"01-data-cleaning": 0.5, "04-vgg-vs-resnet": 1.0}}
+    assert budget.measured_minutes(tmp_path / "missing.json") is None
+
+
+def test_prefix_flops_count_depthwise_convolutions(budget):
+    import keras
+
+    inputs = keras.Input((8, 8, 3))
+    outputs = keras.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2)(inputs)  # 8x8 x 3x3 x 3 x 2
+    outputs = keras.layers.Conv2D(4, 1)(outputs)  # 8x8 x 1x1 x 6 x 4
+    model = keras.Model(inputs, outputs)
+    assert budget.bench.load_benchmark().prefix_flops(model) == 2 * 64 * (9 * 3 * 2) + 2 * 64 * (6 * 4)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy
 import pandas
 
-from heroes import io
+from heroes import io, paths
 from heroes.config import CLASS_DISPLAY_NAMES
 from heroes.data.sources import ordered_labels
 from heroes.evaluation.predictions import load_predictions
@@ -66,7 +66,7 @@ def run_summary(result) -> dict:
     correct = int(predictions.correct.sum())
     metrics = result.metrics
     return {
-        "run_dir": str(result.run_dir), "backbone": metrics["backbone"], "policy": metrics["policy"],
+        "run_dir": paths.portable(result.run_dir), "backbone": metrics["backbone"], "policy": metrics["policy"],
         "seed": metrics["seed"], "weights": metrics["weights"], "weights_random": metrics["weights_random"],
         "test_n": len(predictions), "test_correct": correct, "test_accuracy": correct / len(predictions),
         "test_accuracy_ci": list(clopper_pearson(correct, len(predictions))),
@@ -99,7 +99,7 @@ def backbone_summary(results_by_seed: dict, predictions_by_seed: dict, first_see
         headline = headline_metrics(predictions_by_seed[seed], n_resamples=n_resamples)
         per_seed[seed] = {**headline, "train_time_s": result.metrics["train_time_s"],
                           "feature_time_s": result.metrics.get("feature_time_s", 0.0),
-                          "best_epoch": result.metrics.get("best_epoch"), "run_dir": str(result.run_dir),
+                          "best_epoch": result.metrics.get("best_epoch"), "run_dir": paths.portable(result.run_dir),
                           "feature_cache": result.metrics.get("feature_cache")}
     first = per_seed[first_seed]
     spread = seed_spread({seed: values["test_accuracy"] for seed, values in per_seed.items()})

@@ -1,0 +1,52 @@
+"""Copy the test predictions behind the reports into ``reports/predictions/`` so committed numbers can be re-derived."""
+
+import json
+from pathlib import Path
+
+import pandas
+
+from heroes import paths
+from heroes.io import write_csv
+from heroes.modeling import runs
+
+FOLDER = "predictions"
+
+
+def run_dirs(metrics_dir) -> list:
+    """Every ``run_dir`` named (at any depth) in the metrics files under ``metrics_dir``, in order, once each."""
+    found = []
+
+    def walk(value):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key == "run_dir" and isinstance(item, str):
+                    found.append(item)
+                else:
+                    walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for path in sorted(Path(metrics_dir).glob("*.json")):
+        try:
+            walk(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return list(dict.fromkeys(found))
+
+
+def publish_predictions(reports_dir) -> list:
+    """Copy each named run's ``predictions.csv`` to ``<reports_dir>/predictions/<run name>.csv``, image paths made
+    relative to the project root where they lie inside it (a run folder that is gone leaves its earlier copy alone);
+    return the copies written. Small: one row per test image."""
+    target = Path(reports_dir) / FOLDER
+    written = []
+    for run_dir in run_dirs(Path(reports_dir) / "metrics"):
+        source = paths.resolve(run_dir) / runs.PREDICTIONS
+        if source.is_file():
+            target.mkdir(parents=True, exist_ok=True)
+            frame = pandas.read_csv(source, keep_default_na=False)
+            if "path" in frame:
+                frame["path"] = [paths.portable(path) for path in frame["path"]]
+            written.append(Path(write_csv(frame, target / f"{Path(run_dir).name}.csv")))
+    return written
