@@ -53,6 +53,7 @@ from heroes.cleaning.truth import EXPECTED_FLAG, confusion, read_truth, recall_b
 from heroes.data.scan import read_manifest
 from heroes.hardware import hardware
 from heroes.io import read_csv, write_json
+from heroes.reporting import run_card
 
 KINDS = ("off_class", "mislabelled")
 CHECKS = ("off_class", "label_issue")
@@ -60,8 +61,9 @@ BAR = {"recall": 0.8, "clean_flagged_share": 0.02}
 
 
 def _commit() -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=paths.PROJ_ROOT, capture_output=True, text=True)
-    return done.stdout.strip() or "unknown"
+    """HEAD, with "+dirty" when heroes/ or notebooks/ differ from it (``heroes.reporting.run_card.git_state``)."""
+    state = run_card.git_state()
+    return (state["commit"] or "unknown") + ("+dirty" if state["dirty"] else "")
 
 
 def _heroes(*arguments) -> float:

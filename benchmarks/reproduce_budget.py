@@ -21,6 +21,7 @@ import numpy
 from heroes import bench, hardware, paths
 from heroes.config import SplitConfig, TrainConfig
 from heroes.modeling import span, surgery, train
+from heroes.reporting import run_card
 
 TARGET_MINUTES = 25
 BACKBONES = ("vgg16", "resnet50", "efficientnet_lite0")  # the backbones notebooks 02 and 04 train
@@ -110,7 +111,8 @@ def budget(seeds: int = 3, epochs: int = 10, image_size: int = 224, measure: boo
         })
     total_tflop = sum(row["extraction_tflop"] + row["training_tflop"] for row in rows)
     return {
-        "seeds": seeds, "epochs": epochs, "image_size": image_size, "machine": hardware.hardware(),
+        "seeds": seeds, "epochs": epochs, "image_size": image_size, "git": run_card.git_state(),
+        "machine": hardware.hardware(),
         "bf16_native": bf16_native, "matmul_gflops_float32": ceiling, "matmul_gflops_bfloat16": ceiling_bf16,
         "backbones": rows, "total_tflop": round(total_tflop, 1),
         "minutes_at_matmul_rate": None if not ceiling else round(total_tflop * 1e3 / ceiling / 60, 1),

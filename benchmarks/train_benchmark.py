@@ -40,6 +40,7 @@ import math
 import os
 import platform
 import resource
+import shlex
 import signal
 import sys
 import tempfile
@@ -64,6 +65,7 @@ from heroes.io import write_json  # noqa: E402
 from heroes.modeling import features, surgery, train  # noqa: E402
 from heroes.modeling.backbones import get_backbone  # noqa: E402
 from heroes.modeling.callbacks import BestWeights  # noqa: E402
+from heroes.reporting import run_card  # noqa: E402
 
 DEFAULT_OUT = paths.REPORTS / "benchmarks" / "latest.json"
 QUICK_OUT = paths.REPORTS / "benchmarks" / "latest-quick.json"
@@ -617,6 +619,8 @@ def run_benchmark(settings: Settings = FULL, out=DEFAULT_OUT, verbose: bool = Tr
         "benchmark": "naive Keras fine-tuning vs frozen-feature cache (float32, bf16)",
         "date": started.date().isoformat(), "started": started.isoformat(timespec="seconds"),
         "settings": dataclasses.asdict(settings), "machine": machine_info(), "notes": _notes(settings),
+        "git": run_card.git_state(),  # the code that runs: read before, not after, the long rows
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
     }
     monitor = Monitor(settings.sample_seconds, verbose)
     with monitor, tempfile.TemporaryDirectory(prefix="heroes-bench-") as tmp:

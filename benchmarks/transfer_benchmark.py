@@ -9,7 +9,6 @@ Prints each run's test accuracy with its exact 95% CI, extraction images/s, and 
 """
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,13 +22,15 @@ from heroes.data.synthetic import dataset
 from heroes.evaluation.stats import clopper_pearson
 from heroes.io import write_json
 from heroes.modeling import train
+from heroes.reporting import run_card
 
 RUNS = (("imagenet", "linear_probe"), ("imagenet", "study"), (None, "linear_probe"), (None, "study"))
 
 
 def _commit() -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=paths.PROJ_ROOT, capture_output=True, text=True)
-    return done.stdout.strip() or "unknown"
+    """HEAD, with "+dirty" when heroes/ or notebooks/ differ from it (``heroes.reporting.run_card.git_state``)."""
+    state = run_card.git_state()
+    return (state["commit"] or "unknown") + ("+dirty" if state["dirty"] else "")
 
 
 def _sets(work: Path, per_class: int, size: int) -> dict:
