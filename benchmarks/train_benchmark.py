@@ -298,10 +298,14 @@ def make_sets(folder: Path, settings: Settings) -> dict:
 
 def train_config(settings: Settings, backbone: str, feature_dtype="float32") -> TrainConfig:
     """The study's run; float32 features train a float32 suffix, bf16 ones the suffix precision ``auto`` picks (mixed
-    bf16 for a convolutional suffix where native), so the two cached rows show what bf16 does to accuracy."""
+    bf16 for a convolutional suffix where native), so the two cached rows show what bf16 does to accuracy.
+
+    No per-epoch re-scoring of the training set (notebook 04's overfitting curves): every row, naive included, times
+    the same work, training plus validation each epoch and one test pass."""
     return TrainConfig(backbone=backbone, policy="study", image_size=settings.image_size, weights=None,
                        epochs=settings.epochs, batch_size=settings.batch_size, seed=settings.seed,
-                       feature_dtype=feature_dtype, suffix_precision="float32" if feature_dtype == "float32" else "auto")
+                       feature_dtype=feature_dtype, suffix_precision="float32" if feature_dtype == "float32" else "auto",
+                       score_train_set=False)
 
 
 def _steady(values) -> float:
@@ -340,7 +344,7 @@ class FitClock(keras.callbacks.Callback):
 def naive_measured(config, sets, folder) -> dict:
     """Every epoch really trained, end to end: ``train_run(use_cache=False)``; nothing extrapolated."""
     # plain Keras fine-tuning does not re-score its training set each epoch: neither does the reference here
-    result = train.train_run(dataclasses.replace(config, score_train_set=False), sets, name=f"naive-{config.backbone}",
+    result = train.train_run(config, sets, name=f"naive-{config.backbone}",
                              run_dir=folder / "runs" / "naive", use_cache=False, progress=False, save_model=False)
     metrics, history = result.metrics, result.history
     images = len(sets["train"]) + len(sets["val"])
@@ -492,7 +496,8 @@ def suffix_paths(settings: Settings) -> dict:
     ``suffix_image_size``: the direct path, then the span path, same batches, order and seed; s/epoch of each and
     how far their losses, validation probabilities and fc1 kernels end apart."""
     config = TrainConfig(backbone="vgg16", image_size=settings.suffix_image_size, weights=None,
-                         epochs=settings.suffix_epochs, batch_size=settings.batch_size, seed=settings.seed)
+                         epochs=settings.suffix_epochs, batch_size=settings.batch_size, seed=settings.seed,
+                         score_train_set=False)  # training and validation only, as in the rows
     side = settings.suffix_image_size // 32  # VGG16 halves the image five times; fc1 reads side x side x 512
     problem = _suffix_problem(settings, side * side * 512)
     direct = _suffix_path_run(dataclasses.replace(config, suffix_path="direct"), problem)
