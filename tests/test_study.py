@@ -151,6 +151,21 @@ def test_probe_titles_and_table():
         tables.probe_titles({"VGG16": predictions["VGG16"], "ResNet50": predictions["ResNet50"].iloc[:2]})
 
 
+def test_probe_records_name_images_relative_to_the_project_root():
+    from heroes import paths
+
+    _, predictions = probe_frames()
+    inside, outside = paths.PROJ_ROOT / "data" / "raw" / "probes" / "Batman" / "b 1.jpg", "/elsewhere/b2.jpg"
+    predictions = {name: frame.assign(path=[str(inside), outside, str(inside.with_name("b2.png"))]) for name, frame in predictions.items()}
+    records = tables.probe_records(predictions)
+    assert list(records) == ["VGG16", "ResNet50"]
+    assert records["VGG16"][0] == {"path": "data/raw/probes/Batman/b 1.jpg", "predicted": "not_a_hero",
+                                   "probability": 0.834}
+    assert [record["path"] for record in records["ResNet50"]] == ["data/raw/probes/Batman/b 1.jpg", outside,
+                                                           "data/raw/probes/Batman/b2.png"]
+    json.dumps(records)  # plain Python values only: the metrics file is JSON
+
+
 def test_probe_grid_writes_a_png(tmp_path):
     paths = [write_image(tmp_path / f"{index}.png", (40 * index, 90, 200)) for index in range(3)]
     (tmp_path / "bad.png").write_bytes(b"broken")

@@ -169,19 +169,22 @@ def fresh_session(config: TrainConfig) -> None:
         tensorflow.config.experimental.enable_op_determinism()
 
 
-def suffix_uses_xla(config: TrainConfig, suffix_precision: str = "float32") -> bool:
-    """XLA for training the suffix on cached features in float32 on a CPU without AVX-512, where nothing else changes:
-    one device, no op determinism.
+def suffix_uses_xla(config: TrainConfig, suffix_precision: str = "float32", suffix=None) -> bool:
+    """XLA for training the suffix on cached features in float32, where nothing else changes (one device, no op
+    determinism), unless the suffix convolves on a CPU with AVX-512.
 
-    Keras turns XLA off on CPU-only machines by default; measured on a quiet 2-core AVX2 CPU, XLA halves the time
-    per training image of ResNet50's conv5 stage (108 -> 54 ms); VGG16's fc1/fc2, bound by memory traffic, stay at
-    about 18 ms (`python benchmarks/reproduce_budget.py`). On a 2-core AVX-512 CPU with native bf16, oneDNN without
-    XLA is the faster one: conv5 float32 ~35 vs ~90 ms per training image, mixed bf16 ~19 vs ~33 ms (XLA's CPU
-    backend does not run bf16 through oneDNN), VGG16's span path ~8 vs ~10 s per epoch of 1,200 images.
+    Keras turns XLA off on CPU-only machines by default. Measured with ``score_train_set=False``, 6 epochs of VGG16's
+    fc1/fc2/output on 1,200 cached rows: on a quiet 2-core AVX-512 CPU XLA takes the span path from ~3.0 to ~2.1 s
+    per epoch and the direct path from ~14 to ~9 s (oneDNN computes fc2's input gradient d·Wᵀ at a third of its
+    x·W speed; XLA does not); on a quiet 2-core AVX2 CPU it halves ResNet50's conv5 time per training image
+    (108 -> 54 ms). A convolutional suffix on AVX-512 is faster with oneDNN: conv5 float32 ~35 vs ~90 ms per training
+    image, mixed bf16 ~19 vs ~33 ms (XLA's CPU backend does not run bf16 through oneDNN).
     The end-to-end path keeps Keras' default: it is the reference a Keras user gets.
     """
-    return (config.strategy == "none" and not config.deterministic and suffix_precision == "float32"
-            and "avx512f" not in hardware.cpu_flags())
+    if config.strategy != "none" or config.deterministic or suffix_precision != "float32":
+        return False
+    convolves = suffix is None or any(len(weight.shape) > 2 for weight in suffix.weights)  # unknown: assume it does
+    return not (convolves and "avx512f" in hardware.cpu_flags())
 
 
 def make_optimizer(config: TrainConfig):
@@ -292,7 +295,7 @@ def fit_suffix(suffix, config, fetch, labels, validation, class_weight=None, pro
             trained, fetch, val_inputs, fitted = _suffix_inputs(suffix, path, config, fetch, len(labels),
                                                                 validation[0])
         batches = EpochBatches(fetch, labels, config.batch_size, config.seed, config.views)
-        xla = suffix_uses_xla(config, suffix_precision) if xla is None else bool(xla)
+        xla = suffix_uses_xla(config, suffix_precision, suffix) if xla is None else bool(xla)
         # the whole training set (view 0) scored with the end-of-epoch weights: measured overfitting gaps
         train_eval = (TrainSetEvaluation(lambda indices: fetch(indices, numpy.zeros(len(indices), int)), labels,
                                          PREDICT_BATCH),) if config.score_train_set else ()

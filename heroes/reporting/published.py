@@ -1,6 +1,5 @@
 """Copy the test predictions behind the reports into ``reports/predictions/`` so committed numbers can be re-derived."""
 
-import json
 from pathlib import Path
 
 import pandas
@@ -8,31 +7,16 @@ import pandas
 from heroes import paths
 from heroes.io import write_csv
 from heroes.modeling import runs
+from heroes.reporting.metrics_files import read_metrics, walk
 
 FOLDER = "predictions"
 
 
 def run_dirs(metrics_dir) -> list:
     """Every ``run_dir`` named (at any depth) in the metrics files under ``metrics_dir``, in order, once each."""
-    found = []
-
-    def walk(value):
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if key == "run_dir" and isinstance(item, str):
-                    found.append(item)
-                else:
-                    walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-
-    for path in sorted(Path(metrics_dir).glob("*.json")):
-        try:
-            walk(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            continue
-    return list(dict.fromkeys(found))
+    found, _ = read_metrics(metrics_dir)
+    named = [value for key_path, value in walk(found) if key_path[-1:] == ("run_dir",) and isinstance(value, str)]
+    return list(dict.fromkeys(named))
 
 
 def publish_predictions(reports_dir) -> list:

@@ -18,7 +18,6 @@ Other notebooks' files are read for, when present: ``title``, ``weights``/``weig
 ece, ...), ``verdict``/``summary`` sentences and ``figures`` ({caption: relative path}).
 """
 
-import json
 import math
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 from heroes import paths
 from heroes.io import atomic_path
 from heroes.reporting import published
+from heroes.reporting.metrics_files import read_metrics, walk
 
 SCHEMA_04 = "heroes.metrics/04-vgg-vs-resnet/v2"
 COMPARISON_FILE = "04-vgg-vs-resnet.json"
@@ -36,38 +36,10 @@ HEADLINE_KEYS = ("test_n", "test_accuracy", "test_accuracy_ci", "macro_f1", "ece
                  "best_val_accuracy", "probe_accuracy")
 
 
-def read_metrics(metrics_dir) -> tuple:
-    """({file stem: parsed JSON}, [problems]) for every ``*.json`` in ``metrics_dir``; unreadable files are named."""
-    found, problems = {}, []
-    for path in sorted(Path(metrics_dir).glob("*.json")):
-        try:
-            value = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            problems.append(f"`{path.name}` could not be read ({error.__class__.__name__}: {error}); left out")
-            continue
-        if not isinstance(value, dict):
-            problems.append(f"`{path.name}` is not a JSON object; left out")
-            continue
-        found[path.stem] = value
-    return found, problems
-
-
-def _walk(value, key_path=()):
-    """Every (key path, leaf) of nested dicts and lists."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _walk(item, (*key_path, str(key)))
-    elif isinstance(value, list):
-        for item in value:
-            yield from _walk(item, key_path)
-    else:
-        yield key_path, value
-
-
 def weights_sources(metrics: dict) -> set:
     """Every weights source string recorded anywhere in ``metrics`` (keys ``weights`` or ``weights.*.source``)."""
     sources = set()
-    for key_path, value in _walk(metrics):
+    for key_path, value in walk(metrics):
         if not isinstance(value, str) or not key_path:
             continue
         if key_path[-1] == "weights" or (key_path[-1] == "source" and "weights" in key_path):
@@ -77,7 +49,7 @@ def weights_sources(metrics: dict) -> set:
 
 def is_random(metrics: dict) -> bool:
     """True when any model behind ``metrics`` started from random weights."""
-    flagged = any(key_path and key_path[-1] == "weights_random" and value is True for key_path, value in _walk(metrics))
+    flagged = any(key_path and key_path[-1] == "weights_random" and value is True for key_path, value in walk(metrics))
     return flagged or any(source.lower().startswith(RANDOM_PREFIX) for source in weights_sources(metrics))
 
 

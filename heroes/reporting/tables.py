@@ -41,6 +41,14 @@ def probe_titles(predictions_by_model: dict) -> pandas.Series:
                           for row in range(count)], dtype=object)
 
 
+def probe_records(predictions_by_model: dict) -> dict:
+    """``{model: [{path, predicted, probability}]}`` for the metrics file, image paths relative to the project root
+    where they lie inside it (``paths.portable``), so committed reports name no temporary clone."""
+    return {name: [{"path": paths.portable(row.path), "predicted": row.predicted, "probability": float(row.probability)}
+                   for row in frame[["path", "predicted", "probability"]].itertuples(index=False)]
+            for name, frame in predictions_by_model.items()}
+
+
 def probe_table(probes: pandas.DataFrame, predictions_by_model: dict) -> pandas.DataFrame:
     """Per probe class (rows) and model: how many probes, and the share each model calls ``Not a hero`` or the
     probe's own class (the study's claim: unmasked Batman is recognised as a human)."""
