@@ -56,7 +56,7 @@ import keras  # noqa: E402
 import numpy  # noqa: E402
 import psutil  # noqa: E402
 
-from heroes import hardware, paths  # noqa: E402
+from heroes import allocator, hardware, paths  # noqa: E402
 from heroes.config import TrainConfig  # noqa: E402
 from heroes.data import arrays, augment, scan, split  # noqa: E402
 from heroes.data.synthetic import dataset  # noqa: E402
@@ -126,6 +126,7 @@ def machine_info() -> dict:
         "tensorflow": tensorflow.__version__, "keras": keras.__version__, "python": platform.python_version(),
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
         "tf_cpu_allocator_use_bfc": os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", ""),
+        "malloc": allocator.malloc_state(),
         "intra_op_threads": tensorflow.config.threading.get_intra_op_parallelism_threads() or "default (all cores)",
     }
 

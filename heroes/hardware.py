@@ -6,6 +6,8 @@ import re
 from functools import cache
 from pathlib import Path
 
+from heroes import allocator
+
 CPUINFO = Path("/proc/cpuinfo")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # bfloat16 matrix arithmetic in hardware; elsewhere it is emulated
 REPORTED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
@@ -52,4 +54,4 @@ def hardware() -> dict:
     flags = cpu_flags()
     return {"cpu": cpu_name(), "logical_cpus": os.cpu_count(), "usable_cpus": usable, "gpus": gpus(),
             "bf16_native": bf16_is_fast(), "cpu_flags": {flag: flag in flags for flag in REPORTED_FLAGS},
-            "platform": platform.platform(), "load_average": [round(value, 2) for value in os.getloadavg()]}
+            "platform": platform.platform(), "malloc": allocator.malloc_state(), "load_average": [round(value, 2) for value in os.getloadavg()]}

@@ -86,3 +86,16 @@ def test_bfloat16_features_are_close_and_stored_in_half_the_bytes(vgg_prefix, tm
 def test_unknown_feature_dtype_is_a_clear_error():
     with pytest.raises(ValueError, match="feature_dtype must be one of"):
         features.resolve_feature_dtype("float16")
+
+
+def test_auto_extracts_in_bf16_only_where_native_and_the_backbone_gains(monkeypatch):
+    from heroes.modeling import train
+    from heroes.modeling.backbones import get_backbone
+
+    assert get_backbone("vgg16").bf16_features and not get_backbone("efficientnet_lite0").bf16_features
+    for native in (True, False):
+        monkeypatch.setattr(features, "bf16_is_fast", lambda native=native: native)
+        for backbone, expected in (("vgg16", "bfloat16" if native else "float32"), ("efficientnet_lite0", "float32")):
+            config = train.TrainConfig(backbone=backbone, feature_dtype="auto")
+            assert train.final_config(config).feature_dtype == expected
+        assert features.resolve_feature_dtype("bfloat16", bf16_pays=False) == "bfloat16"  # asked for: honoured

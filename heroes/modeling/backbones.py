@@ -62,6 +62,7 @@ class BackboneSpec:
     imagenet_loader: Callable | None = field(default=None, repr=False)  # (model, path): ImageNet from a non-Keras file
     study_note: str = ""
     display_name: str = ""  # as papers write it (VGG16, ResNet50); the registered name when empty
+    bf16_features: bool = True  # feature_dtype "auto" may extract in bf16 (where native): measured faster
 
 
 _REGISTRY: dict[str, BackboneSpec] = {}
@@ -155,6 +156,9 @@ def _efficientnetb0(**kwargs):
     "efficientnet_lite0", display_name="EfficientNet-Lite0", family="mobilenet_v2", gradcam_layer=GRADCAM_LAYER,
     study_prefixes=("block7", "top_"), imagenet_loader=load_imagenet_file,
     study_note="study: the last stage (block7a), the 1x1 head convolution and the new output train; BatchNorm frozen",
+    # bf16 extraction is no faster here (depthwise convolutions): 0.78x (linear_probe cut) and 1.01x (study cut) of
+    # float32 on a 2-core AVX-512 BF16 CPU, reports/benchmarks/features-efficientnet_lite0-*.json
+    bf16_features=False,
 )
 def _efficientnet_lite0(**kwargs):
     # mobilenet_v2.preprocess_input is x / 127.5 - 1 == (x - 127.5) / 127.5, the preprocessing these weights score

@@ -28,12 +28,13 @@ FEATURE_DTYPES = ("float32", "bfloat16", "auto")
 EXTRACT_BATCH = 32
 
 
-def resolve_feature_dtype(name: str) -> str:
-    """``float32`` | ``bfloat16``; ``auto`` picks bfloat16 only where the hardware runs it natively."""
+def resolve_feature_dtype(name: str, bf16_pays: bool = True) -> str:
+    """``float32`` | ``bfloat16``; ``auto`` picks bfloat16 only where the hardware runs it natively and the backbone
+    extracts faster in it (``bf16_pays``: its ``BackboneSpec.bf16_features``)."""
     if name not in FEATURE_DTYPES:
         raise UserError(f"feature_dtype must be one of {', '.join(FEATURE_DTYPES)}, not {name!r}")
     if name == "auto":
-        return "bfloat16" if bf16_is_fast() else "float32"
+        return "bfloat16" if bf16_pays and bf16_is_fast() else "float32"
     return name
 
 

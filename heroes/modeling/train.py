@@ -17,6 +17,7 @@ from heroes.config import TrainConfig, to_dict
 from heroes.data import augment
 from heroes.errors import UserError
 from heroes.modeling import build, features, precision, runs, span, strategy, surgery
+from heroes.modeling.backbones import get_backbone
 from heroes.modeling.callbacks import BestWeights, EpochTimer
 from heroes.modeling.runs import RunResult
 from heroes.modeling.train_evaluation import TrainSetEvaluation
@@ -72,7 +73,8 @@ def final_config(config: TrainConfig) -> TrainConfig:
         raise UserError(f"augment=True needs views >= 2 (view 0 is the original image), got views={config.views}")
     _check_optimizer(config)
     views = config.views if config.augment else 1
-    return dataclasses.replace(config, views=views, feature_dtype=features.resolve_feature_dtype(config.feature_dtype))
+    return dataclasses.replace(config, views=views, feature_dtype=features.resolve_feature_dtype(
+        config.feature_dtype, get_backbone(config.backbone).bf16_features))
 
 
 def _check_optimizer(config: TrainConfig) -> None:
