@@ -56,6 +56,8 @@ def check_rows(entry):
     assert entry["probe"]["flops_per_image"] > 0
     for name in ANALYSIS_FIELDS:
         assert name in entry["analysis"], name
+    analysis = entry["analysis"]  # free training can only raise the ratio
+    assert analysis["bound_with_free_training_bfloat16"] > analysis["speedup_cached_bfloat16"]
 
 
 def test_extrapolated_naive_rows_report_every_field_and_no_invented_accuracy(benchmark, tmp_path):
