@@ -54,6 +54,7 @@ bench: $(STAMP) ## benchmarks: scan, clean, features, memory, then naive vs cach
 	HEROES_OFFLINE=1 $(PY) benchmarks/transfer_benchmark.py
 	$(PY) benchmarks/memory_benchmark.py
 	HEROES_OFFLINE=1 $(PY) -m heroes bench
+	$(PY) benchmarks/suffix_floor.py
 
 clean-cache: ## delete derived caches (data/processed); never touches data/raw
 	rm -rf data/processed/arrays-* data/processed/features
