@@ -305,6 +305,9 @@ def test_imagenet_resolves_offline_without_a_download(monkeypatch):
     monkeypatch.setattr(weights.urllib.request, "urlopen", lambda *a, **k: pytest.fail("tried the network"))
     choice = weights.resolve_weights("efficientnet_lite0", "auto")
     assert choice.imagenet and not choice.random and choice.path.name == efficientnet_lite.IMAGENET_FILE
+    from heroes import paths  # the note lands in committed reports: the file named as from the project root
+
+    assert paths.portable(choice.path) in choice.note and (str(paths.PROJ_ROOT) + "/") not in choice.note
 
 
 def test_pretrained_model_exports_a_savedmodel_that_predicts_like_keras(tmp_path):

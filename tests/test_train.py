@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import types
 
 import keras
 import numpy
@@ -9,9 +10,10 @@ import pandas
 import pytest
 from test_features import coloured_set
 
+from heroes import paths
 from heroes.config import TrainConfig
 from heroes.data.arrays import ImageSet
-from heroes.modeling import build, features, runs, saving
+from heroes.modeling import build, features, runs, saving, train
 from heroes.modeling.train import fresh_session, release_optimizer_graphs, train_run
 
 # lr 0.01 so two epochs move the head visibly; the study's 0.001 barely moves it on 24 images.
@@ -60,6 +62,9 @@ def test_run_directory_holds_everything_a_report_needs(tmp_path):
     # the float32 model is scored on float32 test features, kept in the float32 store for every later run
     assert result.metrics["test_feature_cache"]["computed"] == 8
     assert "float32" in result.metrics["test_feature_cache"]["dir"]
+    inside = paths.PROJ_ROOT / "data" / "processed" / "features" / "x"  # recorded from the project root
+    assert train._store_record(types.SimpleNamespace(directory=inside, computed=1, reused=2)) == \
+        {"dir": "data/processed/features/x", "computed": 1, "reused": 2}
     assert {"build_model", "extract_features", "fit", "materialise", "test_predictions"} \
         <= set(result.metrics["step_seconds"])
     assert release_optimizer_graphs() == 0  # the run left no traced train step behind

@@ -12,7 +12,7 @@ import keras
 import numpy
 import pandas
 
-from heroes import hardware
+from heroes import hardware, paths
 from heroes.config import TrainConfig, to_dict
 from heroes.data import augment
 from heroes.errors import UserError
@@ -390,7 +390,7 @@ def _determinism_enabled() -> bool:
 
 
 def _store_record(store) -> dict | None:
-    return None if store is None else {"dir": str(store.directory), "computed": store.computed, "reused": store.reused}
+    return None if store is None else {"dir": paths.portable(store.directory), "computed": store.computed, "reused": store.reused}
 
 
 def _suffix_choice(outcome: dict) -> dict:

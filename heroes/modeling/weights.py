@@ -9,6 +9,7 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from heroes import paths
 from heroes.errors import UserError
 
 RANDOM_NONE = "random (weights=None)"
@@ -269,7 +270,7 @@ def _offline_imagenet(backbone, weights) -> WeightsChoice:
         note = f"{error}: training starts from random initialisation"
         _warn_once(f"weights: {RANDOM_UNAVAILABLE}. {note}")
         return WeightsChoice(RANDOM_UNAVAILABLE, None, None, True, note)
-    note = f"ImageNet weights from the {package} package ({path}), read without torch, sha256 checked"
+    note = f"ImageNet weights from the {package} package ({paths.portable(path)}), read without torch, sha256 checked"
     return WeightsChoice("imagenet", "imagenet", path, False, note, include_top=False, imagenet=True)
 
 
