@@ -9,6 +9,7 @@ bandwidth (a numpy copy), (2) each part of fc2's step, with and without XLA, (3)
 span, fc2 dense, output) and (4) the alternative of training fc2 in the span of each epoch's fc1 activations, exact
 with the momentum carried from earlier epochs as a closed-form term: fewer dense writes, as many dense reads. With
 ``reports/benchmarks/latest.json`` beside it, it also prints the seconds per epoch the 15x target leaves for training.
+Last, (5) the span path itself, through ``heroes``, in two fresh processes: malloc tuned (``heroes.allocator``) and not.
 The step functions are hand-written on purpose: they are what is being measured, the least work an exact step does.
 """
 
@@ -155,6 +156,43 @@ def whole_steps(steps: int) -> dict:
                                ("fc2 in each epoch's span", epoch_span_step))}
 
 
+def span_epochs_child(epochs: int) -> dict:
+    """In this process: VGG16's suffix on the span path through ``heroes`` (random features at the study's shape);
+    its epoch seconds, system CPU seconds and minor page faults."""
+    import resource
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import train_benchmark
+
+    from heroes import allocator
+    from heroes.config import TrainConfig
+
+    settings = train_benchmark.Settings()
+    config = TrainConfig(backbone="vgg16", image_size=224, weights=None, epochs=epochs, batch_size=BATCH,
+                         seed=0, score_train_set=False, suffix_path="span")
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    run = train_benchmark._suffix_path_run(config, train_benchmark._suffix_problem(settings, 7 * 7 * 512))
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return {"malloc": allocator.malloc_state(), "xla": run["xla"], "epoch_seconds": run["epoch_seconds"],
+            "system_cpu_s": round(after.ru_stime - before.ru_stime, 2), "minor_page_faults": after.ru_minflt
+            - before.ru_minflt}
+
+
+def allocator_effect(epochs: int) -> dict:
+    """``span_epochs_child`` in a fresh process with malloc tuned, then with ``HEROES_MALLOC=default``."""
+    import os
+    import subprocess
+
+    from heroes import allocator
+
+    runs = {}
+    for name, extra in (("tuned", {}), ("default", {allocator.OPT_OUT: "default"})):
+        done = subprocess.run([sys.executable, __file__, "--child-epochs", str(epochs)], capture_output=True,
+                              text=True, check=True, env={**os.environ, "HEROES_OFFLINE": "1", **extra})
+        runs[name] = json.loads(done.stdout.strip().splitlines()[-1])
+    return runs
+
+
 def training_budget(latest: Path, target: float = 15.0) -> dict | None:
     """Seconds per epoch the target leaves for training, from the study-configuration benchmark."""
     if not latest.is_file():
@@ -172,7 +210,13 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=ROWS // BATCH, help="steps timed (default: one epoch, 75)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="JSON to write")
+    parser.add_argument("--allocator-epochs", type=int, default=6, help="epochs of the span path per allocator "
+                                                                        "setting (0 skips it)")
+    parser.add_argument("--child-epochs", type=int, help=argparse.SUPPRESS)  # the subprocess of allocator_effect
     args = parser.parse_args(argv)
+    if args.child_epochs:
+        print(json.dumps(span_epochs_child(args.child_epochs)))
+        return {}
     parts = fc2_parts(args.steps)
     fastest = {name: min(times.values()) for name, times in parts.items()}
     result = {
@@ -183,10 +227,12 @@ def main(argv=None) -> dict:
         "fc2_floor_s_per_epoch": round(sum(fastest.values()) * (ROWS // BATCH) / 1000, 2),
         "whole_step_s_per_epoch_xla": whole_steps(args.steps),
         "budget": training_budget(paths.REPORTS / "benchmarks" / "latest.json"),
+        "span_path_by_allocator": allocator_effect(args.allocator_epochs) if args.allocator_epochs else None,
     }
     write_json(Path(args.out), result)
     print(json.dumps({key: result[key] for key in ("memory_bandwidth_gb_s", "fc2_ms_per_step", "fc2_floor_s_per_epoch",
-                                                   "whole_step_s_per_epoch_xla", "budget")}, indent=2))
+                                                   "whole_step_s_per_epoch_xla", "budget", "span_path_by_allocator")},
+                     indent=2))
     return result
 
 
