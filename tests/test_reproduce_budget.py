@@ -1,18 +1,13 @@
 """The reproduce budget counts the notebooks' real workload and FLOPs (measurement itself is left to the script)."""
 
-import importlib.util
 
 import pytest
-
-from heroes import paths
+from benchmark_scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def budget():
-    spec = importlib.util.spec_from_file_location("reproduce_budget", paths.PROJ_ROOT / "benchmarks" / "reproduce_budget.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("reproduce_budget")
 
 
 def test_workload_is_notebook_02_once_and_every_seed_of_the_six_class_runs(budget):

@@ -1,19 +1,16 @@
 """The suffix-floor benchmark: the training budget the 15x target leaves, read from the study benchmark's file."""
 
-import importlib.util
 import json
 
 import pytest
+from benchmark_scripts import load_script
 
 from heroes import paths
 
 
 @pytest.fixture(scope="module")
 def floor():
-    spec = importlib.util.spec_from_file_location("suffix_floor", paths.PROJ_ROOT / "benchmarks" / "suffix_floor.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("suffix_floor")
 
 
 def test_the_budget_is_naive_over_target_less_everything_but_training_per_epoch(floor, monkeypatch, tmp_path):
