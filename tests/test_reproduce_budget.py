@@ -1,6 +1,5 @@
 """The reproduce budget counts the notebooks' real workload and FLOPs (measurement itself is left to the script)."""
 
-
 import pytest
 from benchmark_scripts import load_script
 
