@@ -6,7 +6,7 @@ import sys
 import unicodedata
 import warnings
 from collections import Counter
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas
 
@@ -75,12 +75,27 @@ def read_manifest(path) -> pandas.DataFrame:
 
 
 def dataset_roots(frame: pandas.DataFrame) -> list:
-    """The scanned folders a manifest's rows come from (``path`` less ``relpath``): no command writes inside them."""
+    """The scanned folders a manifest's (or splits file's) rows come from: no command writes inside them.
+
+    Known from the required columns alone (``path`` and ``label``), so a file without ``relpath`` is guarded too:
+    the folder above the nearest folder named like the row's class (its original one after a relabel), else the
+    file's own folder.
+    """
     roots = {frame.attrs["root"]} if frame.attrs.get("root") else set()
-    if "relpath" in frame.columns:
-        roots |= {path[: -len(relpath) - 1] for path, relpath in zip(frame["path"], frame["relpath"])
-                  if relpath and path.endswith("/" + relpath)}
+    labels = frame["original_label" if "original_label" in frame.columns else "label"]
+    folders = {(path.rpartition("/")[0], label) for path, label in zip(frame["path"], labels) if path}
+    roots |= {_scanned_root(folder, label) for folder, label in folders}
     return sorted(root for root in roots if root)
+
+
+def _scanned_root(folder: str, label: str) -> str:
+    """The folder holding the class folder of a file in ``folder`` (``root/<class>/..``, ``root/probes/<class>/..``)."""
+    wanted = class_id_for(label) if label else None
+    for class_folder in (PurePosixPath(folder), *PurePosixPath(folder).parents):
+        if wanted and class_folder.name and class_id_for(class_folder.name) == wanted:
+            root = class_folder.parent
+            return str(root.parent if root.name == PROBES_FOLDER else root)
+    return folder
 
 
 def _check_digests(frame: pandas.DataFrame, path) -> None:
