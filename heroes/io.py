@@ -130,29 +130,38 @@ def _temporary_prefix(name: str, suffix: str, folder) -> str:
 def atomic_path(path, suffix=".tmp"):
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds.
 
-    ``suffix`` ends the temporary name: Keras picks its format from it (``.keras``, ``.weights.h5``).
+    ``suffix`` ends the temporary name: Keras picks its format from it (``.keras``, ``.weights.h5``). A symlink
+    is written through (the file it names gets the content, the link stays) and a replaced file keeps its mode.
     """
     path = Path(path)
+    target = Path(os.path.realpath(path))
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        prefix = _temporary_prefix(path.name, suffix, path.parent)
-        handle, temporary = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        prefix = _temporary_prefix(target.name, suffix, target.parent)
+        handle, temporary = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=target.parent)
         os.close(handle)
-        # mkstemp creates 0600 files; give outputs the usual permissions (0666 less the umask).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
+        os.chmod(temporary, _kept_mode(target))  # mkstemp creates 0600 files
     except OSError as error:
         raise UserError(f"cannot write {path}: {error.strerror or error}") from None
     try:
         yield Path(temporary)
         try:
-            os.replace(temporary, path)
+            os.replace(temporary, target)
         except OSError as error:
             raise UserError(f"cannot write {path}: {error.strerror or error}") from None
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def _kept_mode(path: Path) -> int:
+    """The permissions of the file ``path`` replaces, else the usual ones of a new file (0666 less the umask)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def spreadsheet_safe(value):

@@ -3,6 +3,7 @@
 import hashlib
 import os
 import shutil
+import stat
 from pathlib import Path
 
 import pandas
@@ -50,6 +51,7 @@ def bare(drawn, tmp_path):
     """A copy of the drawn set, a manifest and a splits file of it with only their required columns."""
     images = tmp_path / "D"
     shutil.copytree(drawn, images)
+    shutil.copyfile(sorted((images / "batman").iterdir())[-1], images / "superman" / "copied.png")  # to review
     full = scan.write_manifest(scan.scan(images, progress=False), tmp_path / "m.csv")
     manifest = only_required(full, tmp_path / "n.csv", scan.REQUIRED_COLUMNS)
     fractions = ["--train", ".6", "--val", ".2", "--test", ".2"]
@@ -85,3 +87,22 @@ def test_dataset_roots_come_from_paths_and_labels():
     assert scan.dataset_roots(frame) == ["/d", "/e/x"]
     relabelled = frame.assign(label="Wonder Woman", original_label=frame["label"])
     assert scan.dataset_roots(relabelled) == ["/d", "/e/x"]  # the folder it came from, not its new class
+
+
+# 8. A symlinked decisions file ---------------------------------------------------------------------------------------
+
+
+def test_a_symlinked_decisions_file_is_written_through_and_keeps_its_mode(bare, capsys):
+    real = bare["tmp"] / "shared" / "decisions.csv"
+    real.parent.mkdir()
+    real.write_text("sha256,decision,label,note\n")
+    real.chmod(0o640)
+    link = bare["tmp"] / "decisions.csv"
+    link.symlink_to(real)
+    status, _, err = run(capsys, "clean", bare["manifest"], "--out", bare["tmp"] / "f.csv", "--decisions", link,
+                         "--clean-manifest", bare["tmp"] / "c.csv")
+    assert status == 0, err
+    assert link.is_symlink() and link.resolve() == real
+    assert "pending cross_class_duplicate" in real.read_text()  # the new rows went to the real file
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640
+    assert os.listdir(real.parent) == ["decisions.csv"]  # no temporary file left beside it
