@@ -10,6 +10,8 @@ import sys
 from heroes import paths
 from heroes.errors import UserError
 
+INTERRUPTS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}  # Ctrl-C; timeout, CI, docker stop
+
 
 def _count_or_fraction(text: str) -> float:
     """Accept a per-class count (``200``) or a fraction of the class (``0.8``)."""
@@ -244,8 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Run one sub-command; return its exit status: 2 on bad input and 130 on Ctrl-C (imports included), each with
-    one line on stderr; 141 when stdout's reader goes away (``| head``), quietly, as a writer killed by SIGPIPE."""
+    """Run one sub-command; return its exit status: 2 on bad input, 130 on Ctrl-C (imports included) and 143 on
+    SIGTERM, each with one line on stderr; 141 when stdout's reader goes away (``| head``), quietly, as a writer
+    killed by SIGPIPE. An interrupted command removes its temporary files on the way out."""
     with _noting_interrupts() as interrupted:
         try:
             args = build_parser().parse_args(argv)
@@ -255,6 +258,8 @@ def main(argv=None) -> int:
             sys.stdout.flush()  # a reader that went away shows here, not in the interpreter's last flush
             return status
         except UserError as error:
+            if interrupted:  # e.g. "a worker process died": killed by the same SIGTERM
+                return _interrupted(interrupted)
             from heroes.io import printable
 
             print(f"error: {printable(str(error))}", file=sys.stderr)
@@ -263,31 +268,40 @@ def main(argv=None) -> int:
             return _reader_gone()
         except BaseException as error:
             if isinstance(error, KeyboardInterrupt) or interrupted:  # an import cut short raises ImportError
-                print("interrupted", file=sys.stderr)
-                return 130
+                return _interrupted(interrupted)
             raise
+
+
+def _interrupted(noted) -> int:
+    """Say which signal ended the command, on one line; return 128 + its number (Ctrl-C when none was noted)."""
+    signum = noted[-1] if noted else signal.SIGINT
+    print(INTERRUPTS[signum], file=sys.stderr)
+    return 128 + signum
 
 
 @contextlib.contextmanager
 def _noting_interrupts():
-    """Within the block Ctrl-C raises KeyboardInterrupt as usual and is noted in the yielded list, so whatever
-    exception it causes (a half-done import, a worker pool shutting down) still reads as an interrupt."""
+    """Within the block Ctrl-C and SIGTERM raise KeyboardInterrupt, so ``finally`` blocks remove temporary files,
+    and are noted in the yielded list, so whatever exception they cause (a half-done import, a worker pool
+    shutting down) still reads as an interrupt."""
     noted = []
 
     def note(signum, frame):
         noted.append(signum)
         signal.default_int_handler(signum, frame)
 
+    previous = {}
     try:
-        ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # a background job keeps ignoring it
-        previous = None if ignored else signal.signal(signal.SIGINT, note)
+        for signum in INTERRUPTS:
+            if signal.getsignal(signum) is not signal.SIG_IGN:  # a background job keeps ignoring Ctrl-C
+                previous[signum] = signal.signal(signum, note)
     except ValueError:  # not the main thread: signals are not ours to handle
-        previous = None
+        pass
     try:
         yield noted
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _reader_gone() -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy
 
-from heroes.errors import UserError
+from heroes.errors import UserError, short_error
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): files meant for people get
 # such cells prefixed with a single quote, which spreadsheets show as text and ``from_spreadsheet`` strips.
@@ -126,6 +126,11 @@ def _temporary_prefix(name: str, suffix: str, folder) -> str:
     return f".{short}."
 
 
+def cannot_write(path, error: OSError) -> UserError:
+    """The one line of a failed write: the file and the cause ("cannot write x.csv: No space left on device")."""
+    return UserError(f"cannot write {path}: {error.strerror or short_error(error)}")
+
+
 @contextmanager
 def atomic_path(path, suffix=".tmp"):
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds.
@@ -142,13 +147,12 @@ def atomic_path(path, suffix=".tmp"):
         os.close(handle)
         os.chmod(temporary, _kept_mode(target))  # mkstemp creates 0600 files
     except OSError as error:
-        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
+        raise cannot_write(path, error) from None
     try:
         yield Path(temporary)
-        try:
-            os.replace(temporary, target)
-        except OSError as error:
-            raise UserError(f"cannot write {path}: {error.strerror or error}") from None
+        os.replace(temporary, target)
+    except OSError as error:  # the block only writes: a full disk, a quota or a permission lost meanwhile
+        raise cannot_write(path, error) from None
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)

@@ -1,4 +1,4 @@
-"""Worker processes that never outlive Ctrl-C: workers ignore SIGINT, the parent ends them, none holds a pipe."""
+"""Worker processes that never outlive Ctrl-C or SIGTERM: the parent decides and ends them, none holds a pipe."""
 
 import multiprocessing
 import os
@@ -11,6 +11,8 @@ from contextlib import contextmanager
 
 from heroes.errors import UserError
 
+INTERRUPTS = {signal.SIGINT, signal.SIGTERM}  # Ctrl-C; timeout, CI, docker stop
+
 
 def ordered_map(function, items, workers: int, context, chunksize: int = 1, initializer=None):
     """Yield ``function(item)`` for every item, in order, computed in ``workers`` forked processes.
@@ -21,7 +23,7 @@ def ordered_map(function, items, workers: int, context, chunksize: int = 1, init
     """
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start, initargs=(initializer,)) as pool:
         try:
-            with sigint_held():  # forked now, the workers start with SIGINT held, then ignore it
+            with interrupts_held():  # forked now, the workers start with both signals held (see _worker_start)
                 results = pool.map(function, items, chunksize=chunksize)
             yield from results
         except BrokenProcessPool:
@@ -33,19 +35,21 @@ def ordered_map(function, items, workers: int, context, chunksize: int = 1, init
 
 
 @contextmanager
-def sigint_held():
-    """Within the block SIGINT waits (blocked, not lost); it is delivered when the block ends."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+def interrupts_held():
+    """Within the block SIGINT and SIGTERM wait (blocked, not lost); they are delivered when the block ends."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)
 
 
 def _worker_start(initializer) -> None:
-    """In each worker: ignore Ctrl-C (the parent decides), and write nowhere the parent's readers wait on."""
+    """In each worker: ignore Ctrl-C (the parent decides), die at SIGTERM (the parent's handler, inherited, would
+    only raise in the task and the worker would go on), and write nowhere the parent's readers wait on."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # `scan ... | tee log` ends when the parent ends, whatever a worker still does
     os.dup2(devnull, 2)
@@ -56,7 +60,7 @@ def _worker_start(initializer) -> None:
 
 def _stop(pool: ProcessPoolExecutor) -> None:
     """Kill the workers now (Python 3.14's ``terminate_workers``, the same by hand before) and let the pool close."""
-    with sigint_held():  # a second Ctrl-C waits until the workers are gone
+    with interrupts_held():  # a second Ctrl-C waits until the workers are gone
         terminate = getattr(pool, "terminate_workers", None)
         if terminate is not None:
             terminate()

@@ -29,6 +29,7 @@ Defects (``dirt=True``) are extra files, per class ``max(1, round(rate * per_cla
 With ``truth_path`` one CSV row per defect: ``path,kind,source,label,true_label``.
 """
 
+import contextlib
 import io
 import numbers
 import os
@@ -378,7 +379,7 @@ def write_dataset(out_dir, per_class=250, size=224, seed=0, dirt=False, truth_pa
     """Draw the dataset into the new folder ``out_dir``; return a one-line summary for the CLI."""
     from tqdm import tqdm
 
-    from heroes.io import write_csv
+    from heroes.io import atomic_path, cannot_write
 
     _check_arguments(out_dir, per_class, size, seed, truth_path)
     out = Path(out_dir)
@@ -390,18 +391,30 @@ def write_dataset(out_dir, per_class=250, size=224, seed=0, dirt=False, truth_pa
         temporary = tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent)
     except OSError as error:
         raise UserError(f"cannot create {out}: {error.strerror or error}") from None
+    # The truth is written before the dataset is published and renamed into place after it: a failure on either
+    # side (a full disk, Ctrl-C) leaves neither, not a dataset without its truth.
+    truth = atomic_path(truth_path) if truth_path is not None else contextlib.nullcontext()
+    published = False
     try:
-        context = _Context(temporary, size, seed)
-        with tqdm(total=total, disable=not progress, unit="img", desc="synth") as bar:
-            _write_clean(context, per_class, bar)
-            _write_probes(context, probes, bar)
-            rows = _write_dirt(context, per_class, bar) if dirt else []
-        _publish(temporary, out)
+        with truth as truth_temporary:
+            context = _Context(temporary, size, seed)
+            try:
+                with tqdm(total=total, disable=not progress, unit="img", desc="synth") as bar:
+                    _write_clean(context, per_class, bar)
+                    _write_probes(context, probes, bar)
+                    rows = _write_dirt(context, per_class, bar) if dirt else []
+            except OSError as error:
+                raise cannot_write(out, error) from None
+            if truth_temporary is not None:
+                _truth_frame(rows, out_dir).to_csv(truth_temporary, index=False)
+            _publish(temporary, out)
+            published = True
+    except BaseException:
+        if published:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     summary = (f"wrote {per_class * len(CLASSES)} images ({len(CLASSES)} classes x {per_class}, {size} px), "
                f"{probes * len(drawing.HERO_CLASSES)} probes and {len(rows)} defects to {out_dir}")
-    if truth_path is not None:
-        write_csv(_truth_frame(rows, out_dir), truth_path)
-        summary += f"; truth in {truth_path}"
-    return summary
+    return summary + (f"; truth in {truth_path}" if truth_path is not None else "")
