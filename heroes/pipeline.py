@@ -18,12 +18,25 @@ from heroes.io import write_json
 NOTEBOOKS = ("01-data-cleaning", "02-batman-vs-human", "03-six-class-finetune", "04-vgg-vs-resnet")
 
 
+# The range of each override: below it a notebook fails or learns nothing, above it a run would not end today (each
+# seed trains every backbone again; notebook 01 decodes every image at SIZE px, 1,500 at 1024 px are 4.7 GB).
+RANGES = {"SEEDS": (1, 100), "SIZE": (32, 1024), "PER_CLASS": (1, 10_000), "EPOCHS": (1, 1000)}
+
+
+def _check_ranges(**values) -> None:
+    """A one-line ``UserError`` for the first value (None: not given) that is not a whole number in its range."""
+    for name, value in values.items():
+        low, high = RANGES[name]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high):
+            flag = "--" + name.lower().replace("_", "-")
+            raise UserError(f"{name} ({flag}) must be a whole number from {low} to {high}, got {value!r}")
+
+
 def overrides(seeds=None, size=None, per_class=None, epochs=None) -> dict:
-    """Notebook parameters from ``make reproduce SEEDS=.. SIZE=.. PER_CLASS=.. EPOCHS=..``."""
+    """Notebook parameters from ``make reproduce SEEDS=.. SIZE=.. PER_CLASS=.. EPOCHS=..``, each checked first."""
+    _check_ranges(SEEDS=seeds, SIZE=size, PER_CLASS=per_class, EPOCHS=epochs)
     values = {}
     if seeds is not None:
-        if seeds < 1:
-            raise UserError(f"SEEDS must be at least 1, got {seeds}")
         values["seeds"] = list(range(seeds))
     if size is not None:
         values["image_size"] = size

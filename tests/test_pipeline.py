@@ -3,7 +3,7 @@
 import pandas
 import pytest
 
-from heroes import pipeline
+from heroes import cli, pipeline
 from heroes.cleaning import report
 from heroes.errors import UserError
 
@@ -14,10 +14,23 @@ def test_overrides_map_make_variables_to_notebook_parameters():
         "train_count": 48, "val_count": 6, "test_count": 6}  # the study's 200/25/25 proportions
     assert pipeline.overrides(per_class=250)["train_count"] == 200
     assert pipeline.overrides() == {}
-    with pytest.raises(UserError, match="SEEDS must be at least 1"):
+    with pytest.raises(UserError, match=r"SEEDS \(--seeds\) must be a whole number from 1 to 100, got 0"):
         pipeline.overrides(seeds=0)
     with pytest.raises(UserError, match="PER_CLASS=3 leaves no training images"):
         pipeline.overrides(per_class=3)
+
+
+@pytest.mark.parametrize("option, value", [("--epochs", 0), ("--epochs", 1001), ("--seeds", -1), ("--seeds", 101),
+                                           ("--size", 31), ("--size", 100000), ("--per-class", 0),
+                                           ("--per-class", 10**9)])
+def test_reproduce_refuses_a_number_out_of_its_range_before_any_notebook(monkeypatch, capsys, option, value):
+    ran = []
+    monkeypatch.setattr(pipeline, "run_notebooks", lambda *args, **kwargs: ran.append(args) or [])
+    assert cli.main(["reproduce", option, str(value)]) == 2 and not ran
+    name = option.removeprefix("--").replace("-", "_").upper()
+    low, high = pipeline.RANGES[name]
+    expected = f"error: {name} ({option}) must be a whole number from {low} to {high}, got {value}\n"
+    assert capsys.readouterr().err == expected
 
 
 def test_a_size_below_the_tiny_threshold_is_refused_before_drawing(monkeypatch):
