@@ -26,7 +26,7 @@ def _count_or_fraction(text: str) -> float:
 
 def _synth(args) -> int:
     from heroes.data.synthetic import dataset
-    from heroes.io import check_output_path
+    from heroes.io import check_output_path, printable
 
     _check_synth_size(args.size)
     if args.truth is not None:
@@ -35,7 +35,7 @@ def _synth(args) -> int:
         args.out, per_class=args.per_class, size=args.size, seed=args.seed,
         dirt=args.dirt, truth_path=args.truth,
     )
-    print(summary)
+    print(printable(summary))
     return 0
 
 
@@ -98,7 +98,7 @@ def _leakage(args) -> int:
     from heroes.cleaning import leakage
     from heroes.data import split
     from heroes.data.scan import dataset_roots, read_manifest
-    from heroes.io import check_output_path, write_csv
+    from heroes.io import absolute_paths, check_output_path, write_csv
 
     splits = split.read_splits(args.splits)
     if args.out:
@@ -107,7 +107,8 @@ def _leakage(args) -> int:
         leakage.check_same_manifest(splits, read_manifest(args.manifest), args.splits, args.manifest)
     leaks = leakage.find_leaks(splits, args.threshold)
     if args.out:
-        write_csv(leaks, args.out, for_people=True)
+        write_csv(leaks.assign(path_a=absolute_paths(leaks["path_a"]), path_b=absolute_paths(leaks["path_b"])),
+                  args.out, for_people=True)
     print(leakage.describe_leaks(leaks, args.out))
     return 0
 
@@ -249,6 +250,7 @@ def main(argv=None) -> int:
     """Run one sub-command; return its exit status: 2 on bad input, 130 on Ctrl-C (imports included) and 143 on
     SIGTERM, each with one line on stderr; 141 when stdout's reader goes away (``| head``), quietly, as a writer
     killed by SIGPIPE. An interrupted command removes its temporary files on the way out."""
+    _replace_what_the_locale_cannot_show()
     with _noting_interrupts() as interrupted:
         try:
             args = build_parser().parse_args(argv)
@@ -302,6 +304,13 @@ def _noting_interrupts():
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _replace_what_the_locale_cannot_show() -> None:
+    """A name the locale's encoding lacks (an emoji under Latin-1) prints as ``\\U0001f987``, never a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):  # replaced by a stream without it (tests), or closed
+            stream.reconfigure(errors="backslashreplace")
 
 
 def _reader_gone() -> int:

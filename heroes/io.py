@@ -56,6 +56,16 @@ def printable(text: str) -> str:
                    for char in text)
 
 
+def name_text(name) -> str:
+    """A file name as CSVs, JSON and people get it whatever the locale: its bytes read as UTF-8, others as ``\\xNN``."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def native_name(text: str) -> str:
+    """The file name ``name_text`` gave, as this locale's file functions take it (the same text in a UTF-8 one)."""
+    return os.fsdecode(text.encode("utf-8", "surrogateescape"))
+
+
 def check_output_path(path, inputs=(), forbidden_dirs=(), folder=False) -> Path:
     """``path`` if a command may write it, else a one-line ``UserError``; call it before the work, not after.
 
@@ -246,14 +256,16 @@ def read_csv(path, required=(), what="file"):
 
 
 def absolute_paths(paths) -> list:
-    """``paths`` as CSVs store them: absolute, so no reader depends on the folder a command ran in."""
-    return [Path(os.path.abspath(path)).as_posix() if path else path for path in paths]
+    """``paths`` as CSVs store them: absolute, so no reader depends on the folder a command ran in, and UTF-8
+    text whatever the locale (``name_text``)."""
+    return [name_text(Path(os.path.abspath(path)).as_posix()) if path else path for path in paths]
 
 
 def resolved_paths(paths, csv_path) -> list:
     """Absolute ``paths`` from a CSV at ``csv_path``: relative ones are taken from its folder, never the cwd."""
     folder = os.path.dirname(os.path.abspath(csv_path))
-    return [Path(os.path.normpath(os.path.join(folder, path))).as_posix() if path else path for path in paths]
+    return [Path(os.path.normpath(os.path.join(folder, native_name(path)))).as_posix() if path else path
+            for path in paths]
 
 
 def write_json(path, data, indent=2) -> Path:

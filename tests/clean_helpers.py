@@ -1,4 +1,4 @@
-"""Small pictures and dirty synthetic sets shared by the cleaning, review and leakage tests."""
+"""Small pictures, dirty synthetic sets and a tiny saved model shared by the tests."""
 
 import hashlib
 import os
@@ -42,3 +42,14 @@ def tree_digest(root: Path) -> dict:
             digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
             state[path.relative_to(root).as_posix()] = (digest, info.st_size, info.st_mtime_ns, info.st_mode)
     return state
+
+
+def tiny_model(path: Path, class_names) -> Path:
+    """A softmax classifier of 8 px RGB images into ``class_names``, saved at ``path`` in a second or two."""
+    import keras
+
+    from heroes.modeling import saving
+
+    inputs = keras.Input((8, 8, 3))
+    outputs = keras.layers.Dense(len(class_names), activation="softmax")(keras.layers.Flatten()(inputs))
+    return saving.save_model(keras.Model(inputs, outputs), path, list(class_names))

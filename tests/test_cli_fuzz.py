@@ -1,4 +1,4 @@
-"""The command line under random bad paths, numbers and CSVs: always exit 0 or 2, never a traceback, inputs intact."""
+"""Random bad paths, hostile names, numbers and CSVs: exit 0 or 2, no traceback or raw escape printed, inputs intact."""
 
 import hashlib
 import os
@@ -7,7 +7,9 @@ import shutil
 import time
 from pathlib import Path
 
+import pandas
 import pytest
+from clean_helpers import tiny_model
 from PIL import Image
 
 from heroes import cli
@@ -17,6 +19,7 @@ from heroes.data.synthetic import dataset
 SEED = 14
 CASES = 400
 BUDGET_SECONDS = 45  # stop drawing cases after this long (each case is bounded too: tiny data, tiny model)
+HOSTILE_CLASS = "x\x1b[2J\x1b]0;pwned\x07y"  # clears the screen and sets the window title if printed raw
 NUMBERS = ["0", "1", "2", "-1", "-5", "0.5", "-0.5", "1.5", "inf", "-inf", "nan", "1e999", "99999999999999999999",
            "x", "", " 3", "0x10", "1_000", "40000"]
 
@@ -27,8 +30,12 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
     data = root / "data"
     dataset.write_dataset(data, per_class=3, size=72, seed=1, progress=False)
+    (data / "deadpool").rename(data / HOSTILE_CLASS)
     manifest = scan.write_manifest(scan.scan(data, progress=False), root / "manifest.csv")
     split.write_splits(split.make_splits(scan.read_manifest(manifest), 0.5, 0.25, 0.25), root / "splits.csv")
+    # Without the optional columns (relpath, role, class_id...) the dataset folder must be as safe.
+    bare = _only(manifest, scan.REQUIRED_COLUMNS, root / "bare_manifest.csv")
+    bare_splits = _only(root / "splits.csv", split.SPLIT_COLUMNS, root / "bare_splits.csv")
     sha = scan.read_manifest(manifest)["sha256"].iloc[0]
     (root / "decisions.csv").write_text(f"sha256,decision,label,note\n{sha},keep,,fine\n")
     model = _tiny_model(root / "model")
@@ -37,20 +44,20 @@ def world(tmp_path_factory):
     os.symlink(root / "loop.csv", root / "loop.csv")
     (root / "empty_dir").mkdir()
     Image.new("RGB", (8, 8), (9, 9, 9)).save(root / "image.png")
-    world = {"root": root, "data": data, "manifest": manifest, "splits": root / "splits.csv",
-             "decisions": root / "decisions.csv", "model": model, "bad": bad, "image": root / "image.png"}
+    world = {"root": root, "data": data, "manifests": (manifest, bare), "splits": (root / "splits.csv", bare_splits),
+             "manifest": manifest, "decisions": root / "decisions.csv", "model": model, "bad": bad,
+             "image": root / "image.png", "data_image": sorted((data / "batman").iterdir())[0]}
     world["digest"] = _digest(root)
     return world
 
 
+def _only(path: Path, columns, out: Path) -> Path:
+    pandas.read_csv(path, dtype=str, keep_default_na=False)[columns].to_csv(out, index=False)
+    return out
+
+
 def _tiny_model(folder: Path) -> Path:
-    import keras
-
-    from heroes.modeling import saving
-
-    inputs = keras.Input((8, 8, 3))
-    outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inputs))
-    path = saving.save_model(keras.Model(inputs, outputs), folder / "model.keras", ["a", "b"])
+    path = tiny_model(folder / "model.keras", ["a", HOSTILE_CLASS])
     broken = folder / "broken.keras"
     shutil.copyfile(path, broken)
     (folder / "broken.class_names.json").write_text('{"class_names": [1, 2]}')
@@ -122,15 +129,18 @@ class Draw:
                          root / ("n" * 300), *self.world["bad"])
 
     def csv_input(self, valid):
-        return valid if self.rng.random() < 0.5 else self.odd_path()
+        """One of the ``valid`` files (full or without optional columns), or an odd path."""
+        return self.pick(*valid) if self.rng.random() < 0.5 else self.odd_path()
 
     def out(self, *inputs):
         """A fresh place in the scratch folder, or one that must be refused (an input of this command among them)."""
         scratch, world = self.scratch, self.world
-        refused = [world["root"], world["data"] / "batman" / "o.csv", "/dev/null", world["root"] / "fifo.csv",
+        refused = [world["root"], world["data"] / "batman" / "o.csv", world["data_image"], "/dev/null",
+                   world["root"] / "fifo.csv",
                    world["manifest"] / "o.csv", world["root"] / ("o" * 300), "", *inputs]
         if self.rng.random() < 0.7:
-            return self.pick(scratch / "o.csv", scratch / "deep" / "er" / "o.csv", scratch / "o\nnewline.csv")
+            return self.pick(scratch / "o.csv", scratch / "deep" / "er" / "o.csv", scratch / "o\nnewline.csv",
+                             scratch / f"{HOSTILE_CLASS}.csv")
         return self.pick(*refused)
 
     def decisions(self):
@@ -158,21 +168,21 @@ class Draw:
             argv = ["scan", self.pick(world["data"], world["root"] / "empty_dir", world["manifest"],
                                       world["root"] / "missing", world["root"] / "fifo.csv"), "--out", self.out()]
         elif kind == "clean":
-            manifest = self.csv_input(world["manifest"])
+            manifest = self.csv_input(world["manifests"])
             decisions, source = self.decisions()
             argv = ["clean", manifest, "--out", self.out(manifest), "--clean-manifest", self.out(manifest),
                     "--decisions", decisions, "--threshold", self.number("80"), "--min-side", self.number("64")]
             if source is not None:
                 checks.append((decisions, source.read_bytes()))
         elif kind == "split":
-            manifest = self.csv_input(world["manifest"])
+            manifest = self.csv_input(world["manifests"])
             argv = ["split", manifest, "--out", self.out(manifest), "--train", self.number("0.5"),
                     "--val", self.number("0.25"), "--test", self.number("0.25"), "--seed", self.number()]
         elif kind == "leakage":
             splits = self.csv_input(world["splits"])
             argv = ["leakage", splits, "--threshold", self.number("80")]
             if self.rng.random() < 0.5:
-                argv += ["--manifest", self.csv_input(world["manifest"])]
+                argv += ["--manifest", self.csv_input(world["manifests"])]
             if self.rng.random() < 0.5:
                 argv += ["--out", self.out(splits)]
         elif kind == "predict":
@@ -212,6 +222,7 @@ def test_random_bad_input_is_exit_0_or_2_without_traceback_and_inputs_stay_intac
         out, err = capsys.readouterr()
         assert status in (0, 2), f"{argv!r} exited {status}: {err}"
         assert "Traceback" not in err, f"{argv!r}: {err}"
+        assert not {"\x1b", "\x07"} & set(out + err), f"{argv!r} printed a raw control character: {out + err!r}"
         if status == 2:
             assert "error:" in err.strip().splitlines()[-1], f"{argv!r}: {err}"
         assert _digest(world["root"]) == world["digest"], f"{argv!r} changed an input"

@@ -60,6 +60,7 @@ from heroes.cleaning import embedding_flags
 from heroes.cleaning.fingerprints import fingerprint_all, hash_words
 from heroes.cleaning.near_duplicates import close_pairs, distances
 from heroes.errors import UserError
+from heroes.io import printable
 
 FLAG_COLUMNS = ["path", "flag", "group_id", "action", "reason", "flags", "label", "sha256"]
 FLAGS = ("unreadable", "cross_class_duplicate", "exact_duplicate", "near_duplicate", "tiny",
@@ -369,7 +370,7 @@ def save(result: CleanResult, flags_path, clean_manifest_path=None, decisions_pa
     (spreadsheet-safe: people open it), each atomically; describe them."""
     from heroes.cleaning import review
     from heroes.data import scan
-    from heroes.io import write_csv
+    from heroes.io import absolute_paths, write_csv
 
     check_outputs(manifest_path, flags_path, clean_manifest_path, decisions_path, result.manifest)
     if clean_manifest_path is not None:
@@ -378,7 +379,7 @@ def save(result: CleanResult, flags_path, clean_manifest_path=None, decisions_pa
     if decisions_path is not None:
         decisions = review.empty_decisions() if decisions is None else decisions
         added = review.sync_decisions(decisions_path, decisions, result.flags)
-    write_csv(result.flags[FLAG_COLUMNS], flags_path, for_people=True)
+    write_csv(result.flags[FLAG_COLUMNS].assign(path=absolute_paths(result.flags["path"])), flags_path, for_people=True)
     return describe(result, flags_path, clean_manifest_path, decisions_path, added)
 
 
@@ -429,10 +430,10 @@ def describe(result: CleanResult, flags_path=None, manifest_path=None, decisions
         lines.append(table.reindex([flag for flag in FLAGS if flag in table.index]).to_string())
     kept = result.manifest[data_rows(result.manifest)]
     lines.append(f"cleaned manifest: {len(kept)} images: " + ", ".join(
-        f"{label} {count}" for label, count in kept["label"].value_counts().sort_index().items()))
+        f"{printable(label)} {count}" for label, count in kept["label"].value_counts().sort_index().items()))
     for what, path in (("flags", flags_path), ("cleaned manifest", manifest_path), ("decisions", decisions_path)):
         if path is not None:
-            lines.append(f"{what}: {path}")
+            lines.append(f"{what}: {printable(str(path))}")
     waiting = int((flags["action"] == "review").sum())
     if waiting:
         lines.append(f"{waiting} files wait for review ({added} new rows in the decisions file)")

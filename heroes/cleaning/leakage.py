@@ -7,6 +7,7 @@ from heroes.cleaning.fingerprints import fingerprint_all, hash_words
 from heroes.cleaning.near_duplicates import HASH_WORDS, close_pairs
 from heroes.data.split import SPLIT_NAMES, check_split_names
 from heroes.errors import UserError
+from heroes.io import printable
 
 LEAK_COLUMNS = ["kind", "distance", "split_a", "path_a", "label_a", "split_b", "path_b", "label_b"]
 
@@ -96,4 +97,4 @@ def describe_leaks(leaks: pandas.DataFrame, out_path=None) -> str:
         counts = leaks.groupby(["kind", "split_a", "split_b"]).size()
         text = f"{len(leaks)} duplicate pairs cross splits: " + ", ".join(
             f"{kind} {a}/{b} {count}" for (kind, a, b), count in counts.items())
-    return text + (f"; list in {out_path}" if out_path is not None else "")
+    return text + (f"; list in {printable(str(out_path))}" if out_path is not None else "")

@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas
 
 from heroes.errors import UserError
-from heroes.io import atomic_path, from_spreadsheet, read_rows, read_text, spreadsheet_safe
+from heroes.io import atomic_path, from_spreadsheet, printable, read_rows, read_text, spreadsheet_safe
 
 DECISION_COLUMNS = ["sha256", "decision", "label", "note"]
 REQUIRED_COLUMNS = ["sha256", "decision"]
@@ -105,9 +105,9 @@ def _warn_inactive(inactive: pandas.DataFrame, path) -> None:
     if inactive.empty:
         return
     decided = int((inactive["decision"] != "").sum())
-    print(f"warning: {len(inactive)} row(s) of {path} name pictures not in this manifest ({decided} decided, "
-          f"{len(inactive) - decided} pending): another dataset or a removed file; they stay in the file, inactive",
-          file=sys.stderr)
+    print(f"warning: {len(inactive)} row(s) of {printable(str(path))} name pictures not in this manifest "
+          f"({decided} decided, {len(inactive) - decided} pending): another dataset or a removed file; they stay in "
+          f"the file, inactive", file=sys.stderr)
 
 
 def decided(decisions: pandas.DataFrame) -> pandas.DataFrame:

@@ -39,9 +39,9 @@ def scan(root, progress: bool = True, workers: int | None = None) -> pandas.Data
     root_path = _checked_root(root)
     entries, extra_rows = _walk(root_path)
     rows = extra_rows + _inspect_all(entries, progress, workers)
-    absolute = Path(os.path.abspath(root_path))  # never relative to the working directory of the moment
+    absolute = io.name_text(Path(os.path.abspath(root_path)).as_posix())  # text, like relpath; never cwd-relative
     for row in rows:
-        row["path"] = (absolute / row["relpath"]).as_posix()
+        row["path"] = io.native_name(f"{absolute}/{row['relpath']}")
     name_classes(rows)
     rows.sort(key=lambda row: row["relpath"])
     frame = pandas.DataFrame(rows, columns=COLUMNS)
@@ -92,7 +92,7 @@ def _scanned_root(folder: str, label: str) -> str:
     """The folder holding the class folder of a file in ``folder`` (``root/<class>/..``, ``root/probes/<class>/..``)."""
     wanted = class_id_for(label) if label else None
     for class_folder in (PurePosixPath(folder), *PurePosixPath(folder).parents):
-        if wanted and class_folder.name and class_id_for(class_folder.name) == wanted:
+        if wanted and class_folder.name and class_id_for(io.name_text(class_folder.name)) == wanted:
             root = class_folder.parent
             return str(root.parent if root.name == PROBES_FOLDER else root)
     return folder
@@ -119,9 +119,9 @@ def describe_manifest(frame: pandas.DataFrame, out_path=None) -> str:
     for role in sorted(set(roles)):
         counts = ok[roles == role]["label"].value_counts().sort_index()
         title = "ok per class" if role == "data" else f"ok per class ({role})"
-        lines.append(f"{title}: " + ", ".join(f"{label} {count:,}" for label, count in counts.items()))
+        lines.append(f"{title}: " + ", ".join(f"{io.printable(label)} {count:,}" for label, count in counts.items()))
     if out_path is not None:
-        lines.append(f"manifest written to {out_path}")
+        lines.append(f"manifest written to {io.printable(str(out_path))}")
     return "\n".join(lines)
 
 
@@ -187,14 +187,14 @@ def _walk(root: Path):
 
     def unlistable(error):
         relpath = Path(os.path.relpath(error.filename, root)).as_posix()
-        rows.append(_rejected_row(_printable(relpath), f"cannot list folder: {error.strerror or error}"))
+        rows.append(_rejected_row(io.name_text(relpath), f"cannot list folder: {error.strerror or error}"))
 
     for folder, dirnames, filenames in os.walk(root, onerror=unlistable, followlinks=False):
         dirnames.sort()
         relfolder = Path(os.path.relpath(folder, root))
         for name in dirnames:
             if os.path.islink(os.path.join(folder, name)):
-                relpath = _printable((relfolder / name).as_posix())
+                relpath = io.name_text((relfolder / name).as_posix())
                 rows.append(_rejected_row(relpath, "symlinked folder not followed"))
         for name in sorted(filenames):
             entries.append(_entry((relfolder / name).as_posix(), os.path.join(folder, name)))
@@ -202,10 +202,12 @@ def _walk(root: Path):
 
 
 def _entry(relpath: str, file: str) -> dict:
-    """Classify a file by where it sits: label, role, or a reason to reject it without decoding."""
-    parts = relpath.split("/")
-    entry = {"file": file, "relpath": _printable(relpath), "label": "", "role": "", "skip": ""}
-    if not _encodable(relpath):
+    """Classify a file by where it sits: label, role, or a reason to reject it without decoding; names are read as
+    UTF-8 whatever the locale, so a manifest does not depend on it."""
+    text = io.name_text(relpath)
+    parts = text.split("/")
+    entry = {"file": file, "relpath": text, "label": "", "role": "", "skip": ""}
+    if io.native_name(text) != relpath:  # a byte that is not UTF-8 became \xNN
         entry["skip"] = "file or folder name is not valid UTF-8"
         return entry
     hidden = any(_is_hidden(part) for part in parts)
@@ -290,20 +292,6 @@ def _rejected_row(relpath: str, reason: str) -> dict:
 
 def _is_hidden(name: str) -> bool:
     return name.startswith(".") or name.lower() in SYSTEM_NAMES
-
-
-def _encodable(text: str) -> bool:
-    """False for names with bytes that are not UTF-8 (Python keeps them as surrogates)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _printable(text: str) -> str:
-    """The text, with undecodable bytes shown as ``\\xNN`` so the CSV can be written."""
-    return text if _encodable(text) else os.fsencode(text).decode("utf-8", "backslashreplace")
 
 
 def _integers(column: pandas.Series, name: str, path) -> pandas.Series:

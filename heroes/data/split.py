@@ -17,6 +17,7 @@ Two modes, per class:
 """
 
 import hashlib
+import sys
 
 import numpy
 import pandas
@@ -24,7 +25,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from heroes.errors import UserError
-from heroes.io import absolute_paths, check_output_path, read_csv, resolved_paths, write_csv
+from heroes.io import absolute_paths, check_output_path, printable, read_csv, resolved_paths, write_csv
 
 SPLIT_NAMES = ("train", "val", "test")
 SPLIT_COLUMNS = ["path", "label", "sha256", "group_key", "split"]
@@ -105,6 +106,16 @@ def _count_split(class_rows: pandas.DataFrame, quotas: dict, assigned: dict) -> 
     return result
 
 
+def _warn_empty_splits(usable: pandas.DataFrame, fractions: dict) -> None:
+    """One stderr line per split asked for that the fractions leave empty in some class (too few images for it)."""
+    present = set(zip(usable["label"], usable["split"]))
+    for name, fraction in fractions.items():
+        empty = sorted(label for label in set(usable["label"]) if fraction and (label, name) not in present)
+        if empty:
+            print(f"warning: --{name} {fraction:g} leaves {len(empty)} class(es) with no {name} images: "
+                  f"{', '.join(map(printable, empty))}; give per-class counts or more images", file=sys.stderr)
+
+
 def _check_counts(usable: pandas.DataFrame, needed: int) -> None:
     """A class with too few images for the requested counts is an error naming the numbers."""
     counts = usable.groupby("label").size()
@@ -119,6 +130,8 @@ def make_splits(manifest, train=200, val=25, test=25, seed=0) -> pandas.DataFram
     values = (train, val, test)
     if any(value < 0 for value in values):
         raise UserError("split sizes must be non-negative")
+    if not any(values):
+        raise UserError("split sizes are all 0: every image would be unused; give --train, --val or --test above 0")
     fractions = all(value < 1 for value in values)
     if not fractions and any(0 < value < 1 for value in values):
         raise UserError("give either per-class counts (200 25 25) or fractions (0.8 0.1 0.1), not a mix")
@@ -129,6 +142,7 @@ def make_splits(manifest, train=200, val=25, test=25, seed=0) -> pandas.DataFram
     usable["unit"] = [_hash_unit(seed, key) for key in usable["group_key"]]
     if fractions:
         usable["split"] = [_fraction_split(unit, train, val, test) for unit in usable["unit"]]
+        _warn_empty_splits(usable, dict(zip(SPLIT_NAMES, values)))
     else:
         quotas = {"train": int(train), "val": int(val), "test": int(test)}
         _check_counts(usable, sum(quotas.values()))
@@ -166,10 +180,10 @@ def check_split_names(splits: pandas.DataFrame, source="splits") -> None:
 
 def describe_splits(splits: pandas.DataFrame, out_path=None) -> str:
     """A per-class table of split counts, for people."""
-    table = pandas.crosstab(splits["label"], splits["split"]).reindex(
+    table = pandas.crosstab(splits["label"].map(printable), splits["split"]).reindex(
         columns=[name for name in (*SPLIT_NAMES, "unused") if name in set(splits["split"])]
     )
     lines = [table.to_string()]
     if out_path is not None:
-        lines.append(f"wrote {len(splits)} rows to {out_path}")
+        lines.append(f"wrote {len(splits)} rows to {printable(str(out_path))}")
     return "\n".join(lines)

@@ -66,7 +66,7 @@ def load_predictor(path) -> tuple:
 
     model, class_names = saving.load_model(model_file(path), compile=False)  # inference needs no optimizer
     input_size(model)
-    return model, list(class_names)
+    return saving.as_probabilities(model, model_file(path)), list(class_names)
 
 
 def _is_hidden(name: str) -> bool:
