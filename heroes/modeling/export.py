@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from heroes.errors import UserError
+from heroes.errors import UserError, short_error
 from heroes.io import check_output_path, write_json
 
 FORMATS = ("savedmodel", "onnx")
@@ -100,7 +100,7 @@ def export_model(model_path, format: str = "savedmodel", out=None) -> Path:
         try:
             model.export(str(temporary), format=KERAS_FORMATS[format], verbose=False, **_signature(model, format))
         except Exception as error:  # converters raise anything from ValueError to their own types
-            raise UserError(f"cannot export {model_path} as {format}: {' '.join(str(error).split())[:200]}") from None
+            raise UserError(f"cannot export {model_path} as {format}: {short_error(error)}") from None
         # The class names go in (or beside) the finished export before it is moved into place, never after.
         _write_class_names(class_names_file(temporary, format), class_names, model)
         if format == "onnx":

@@ -9,13 +9,8 @@ import warnings
 import keras
 import numpy
 
-from heroes.errors import UserError
+from heroes.errors import UserError, short_error
 from heroes.modeling.backbones import HEAD_LAYERS, OUTPUT_LAYER
-
-
-def short_error(error) -> str:
-    text = " ".join(str(error).split())
-    return text if len(text) <= 240 else text[:237] + "..."
 
 
 def _set_weights(target, values):
