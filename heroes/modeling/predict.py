@@ -3,6 +3,7 @@
 # Exit policy (``run``): 0 when at least one image was predicted, rejected inputs (missing path, unreadable image,
 # empty folder) are rows with status "rejected" and a reason; 2 when nothing at all could be predicted.
 
+import base64
 import json
 import os
 import sys
@@ -16,7 +17,7 @@ from tqdm.auto import tqdm
 from heroes.data.decode import DecodeError, decode_image, fit_and_crop
 from heroes.data.sources import DATA_NOTEBOOK
 from heroes.errors import UserError
-from heroes.io import file_problem, printable
+from heroes.io import file_problem, name_text, native_name, printable
 from heroes.modeling import runs
 
 BATCH_SIZE = 32
@@ -35,13 +36,20 @@ class Prediction:
     top: tuple = ()
 
     def to_json(self) -> dict:
-        """The JSON line of ``--json``: path, status, reason, predicted, probability, top [{label, probability}]."""
+        """The JSON line of ``--json``: path, status, reason, predicted, probability, top [{label, probability}].
+
+        ``path`` is UTF-8 text whatever the locale (``name_text``); a name that is not UTF-8 also gets its exact
+        bytes in ``path_bytes_b64``, so the line still names the file (and holds no lone surrogate).
+        """
         best = self.top[0] if self.top else (None, None)
-        return {
-            "path": self.path, "status": self.status, "reason": self.reason,
+        record = {
+            "path": name_text(self.path), "status": self.status, "reason": self.reason,
             "predicted": best[0], "probability": best[1],
             "top": [{"label": label, "probability": probability} for label, probability in self.top],
         }
+        if native_name(record["path"]) != self.path:
+            record["path_bytes_b64"] = base64.b64encode(os.fsencode(self.path)).decode("ascii")
+        return record
 
 
 def model_file(path) -> Path:
