@@ -10,6 +10,10 @@ import sys
 from heroes import paths
 from heroes.errors import UserError
 
+# The registry's names (heroes.modeling.backbones.list_backbones; a test keeps them equal), spelt out here because
+# the registry imports Keras and `--help` should not wait for TensorFlow.
+BACKBONES = ("efficientnet_lite0", "efficientnetb0", "mobilenetv2", "resnet50", "resnet50v2", "vgg16", "vgg19")
+
 INTERRUPTS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}  # Ctrl-C; timeout, CI, docker stop
 
 
@@ -138,9 +142,12 @@ def _bench(args) -> int:
 def _train(args) -> int:
     from heroes import train_folder
 
-    request = train_folder.FolderRun(args.data_dir, backbone=args.backbone, policy=args.policy, weights=args.weights,
-                                     epochs=args.epochs, image_size=args.image_size, seed=args.seed,
-                                     split=train_folder.parse_split(args.split))
+    request = train_folder.FolderRun(
+        args.data_dir, recipe=args.recipe, backbone=args.backbone, policy=args.policy, weights=args.weights,
+        epochs=args.epochs, image_size=args.image_size, seed=args.seed, split=train_folder.parse_split(args.split),
+        learning_rate=args.lr, batch_size=args.batch_size, label_smoothing=args.label_smoothing,
+        augment=args.augment, tta=args.tta, cache_dir=args.cache_dir,
+    ).check()  # every number in range before any data is read
     print(train_folder.describe(train_folder.train_folder(request, args.out, force=args.force)))
     return 0
 
@@ -206,15 +213,26 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="scan, clean, split and train a classifier on a folder of class folders")
     train.add_argument("data_dir", metavar="DATA_DIR", help="folder with one sub-folder per class (only read)")
     train.add_argument("--out", required=True, help="run folder to write (model, metrics, summary.md, tensorboard/)")
-    train.add_argument("--backbone", default="efficientnet_lite0",
-                       help="registered backbone (default efficientnet_lite0: ImageNet weights offline)")
-    train.add_argument("--policy", default="study", choices=("study", "linear_probe", "full"),
-                       help="what trains (default study: the last stage and the new output)")
+    train.add_argument("--recipe", default="fine_tune", choices=("fine_tune", "study"),
+                       help="fine_tune (default: head on cached features, then the top of the backbone fine-tuned "
+                            "on augmented views; chosen on real photos) or study (SGD under --policy)")
+    train.add_argument("--backbone", default="efficientnet_lite0", choices=BACKBONES, metavar="BACKBONE",
+                       help="one of: %(choices)s (default efficientnet_lite0: ImageNet weights offline)")
+    train.add_argument("--policy", choices=("study", "linear_probe", "full"),
+                       help="--recipe study only: what trains (default study: the last stage and the new output)")
     train.add_argument("--weights", default="auto", help="auto, imagenet, none or a weights file (default auto)")
-    train.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
+    train.add_argument("--epochs", type=int, help="training epochs (default: fine_tune 8, study 10)")
+    train.add_argument("--lr", type=float, help="learning rate (default: fine_tune 3e-4 peak AdamW, study 0.001 SGD)")
+    train.add_argument("--batch-size", type=int, help="images per step (default: fine_tune 32, study 16)")
+    train.add_argument("--label-smoothing", type=float, help="--recipe fine_tune only (default 0.1)")
+    train.add_argument("--augment", action=argparse.BooleanOptionalAction,
+                       help="augment training images (default: on for fine_tune, off for study)")
+    train.add_argument("--tta", action=argparse.BooleanOptionalAction,
+                       help="--recipe fine_tune only: average each test image with its mirror (default off)")
     train.add_argument("--image-size", type=int, help="input side in pixels (default: the backbone's, 224)")
     train.add_argument("--seed", type=int, default=0, help="seed of the split and the training (default 0)")
     train.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test fractions per class (0.8,0.1,0.1)")
+    train.add_argument("--cache-dir", help="decoded images and features (default $HEROES_CACHE_DIR or the user cache)")
     train.add_argument("--force", action="store_true", help="replace a run already in --out")
     train.set_defaults(handler=_train)
 

@@ -73,9 +73,10 @@ def test_two_classes_only_run_every_notebook(photos, tmp_path):
 @pytest.mark.slow
 def test_train_end_to_end_gives_a_model_predict_loads(photos, tmp_path, capsys):
     out = tmp_path / "runs" / "first run"
-    assert cli.main(["train", str(photos), "--out", str(out), "--epochs", "1", "--image-size", "64"]) == 0
+    assert cli.main(["train", str(photos), "--out", str(out), "--recipe", "study", "--epochs", "1",
+                     "--image-size", "64"]) == 0
     printed = capsys.readouterr().out
-    assert "test accuracy" in printed and "python -m heroes predict" in printed
+    assert "Test accuracy" in printed and "python -m heroes predict" in printed
     metrics = pandas.read_json(out / "metrics.json", typ="series")
     assert metrics["backbone"] == "efficientnet_lite0" and metrics["weights"] == "imagenet"
     assert sorted(metrics["classes"]) == sorted(PERSON_NAMES.values()) and metrics["test_n"] > 0

@@ -1,9 +1,6 @@
 """The probe grid: unmasked heroes with every model's prediction above each picture."""
 
-from pathlib import Path
-
 from heroes.data.decode import decode_image, fit_and_crop
-from heroes.io import atomic_path
 
 GRID_CELL = 2.2  # inches per image of the probe grid
 GRID_PIXELS = 160  # side of each probe image as drawn
@@ -14,7 +11,7 @@ def probe_grid(image_paths, titles, out_png, columns: int = 5, headings=None, ti
     ``title`` above the grid. Returns ``heroes.reporting.plots.scores.Saved``."""
     from matplotlib.figure import Figure
 
-    from heroes.reporting.plots.scores import DPI, Saved
+    from heroes.reporting.plots.scores import save_figure
 
     image_paths, titles = [str(path) for path in image_paths], [str(title) for title in titles]
     if len(image_paths) != len(titles) or not image_paths:
@@ -35,6 +32,4 @@ def probe_grid(image_paths, titles, out_png, columns: int = 5, headings=None, ti
         axis.set_title("\n".join(([heading] if heading else []) + caption.split(" | ")), fontsize=8)
     if title:
         figure.suptitle(title)
-    with atomic_path(out_png) as temporary:
-        figure.savefig(temporary, format="png", dpi=DPI)
-    return Saved(Path(out_png), figure)
+    return save_figure(figure, out_png)

@@ -8,6 +8,7 @@ import numpy
 import pandas
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.text import Text
 
 from heroes.config import CLASS_DISPLAY_NAMES
 from heroes.evaluation import stats
@@ -28,6 +29,9 @@ class Saved(NamedTuple):
 
 
 def save_figure(figure, out_png) -> Saved:
+    """Write ``figure`` as a PNG, every text in it literal: a class folder called ``a$^$b`` is a name, not TeX."""
+    for text in figure.findobj(Text):
+        text.set_parse_math(False)
     with atomic_path(out_png) as temporary:
         figure.savefig(temporary, format="png", dpi=DPI)
     return Saved(Path(out_png), figure)
