@@ -1,19 +1,52 @@
-"""heroes: superhero image classification with transfer learning, VGG vs ResNet, done honestly."""
+"""heroes: superhero image classification with transfer learning, VGG vs ResNet, done honestly.
 
-import os
+The Python API, in three lines (each function raises ``heroes.errors.UserError`` with the CLI's one-line messages)::
 
-from heroes import allocator as _allocator
+    import heroes
+    run = heroes.train("My Photos", out="models/my-photos", epochs=8)   # scan, clean, split, train, report
+    run.metrics["test_accuracy"], run.predict(["photo.jpg"])             # then run.confusion_matrix(), ...
+
+``heroes.load_run(path)`` opens a finished run again; ``heroes.scan(folder)`` and ``heroes.clean(manifest)`` are the
+data steps alone. Importing heroes changes nothing global: TensorFlow's process settings are made when training
+or the CLI starts (``heroes.allocator.prepare_process``).
+"""
 
 __version__ = "0.1.0"
 
-# TensorFlow's default CPU allocator maps fresh pages for every large tensor, so each SGD step on VGG16's fc1
-# (100M floats) spent more time in page faults than in arithmetic; its BFC pool reuses memory: about half the
-# CPU time per step. It only takes effect before TensorFlow's first allocation, hence here, at package import;
-# set TF_CPU_ALLOCATOR_USE_BFC=false to opt out.
-os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
-# ...and glibc keeps the buffers TensorFlow allocates outside that pool (see heroes.allocator).
-_allocator.tune_malloc()
-# TensorFlow's C++ INFO and WARNING lines (CUDA stubs, CPU feature guard, XLA compile notices) bury the training
-# output a person reads; errors still show. HEROES_VERBOSE=1 (or --verbose) brings everything back.
-if os.environ.get("HEROES_VERBOSE", "").strip() in ("", "0"):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+def train(data_dir, out, *, force: bool = False, progress: bool = True, lr=None, **options):
+    """Train on a folder of class folders (as ``python -m heroes train``) and return the finished ``Run``.
+
+    ``options`` are those of ``heroes.train_folder.FolderRun``: recipe, backbone, policy, weights, epochs,
+    image_size, seed, split, learning_rate (or ``lr``), batch_size, label_smoothing, augment, tta, cache_dir.
+    """
+    from heroes.modeling.trained import Run
+    from heroes.train_folder import FolderRun, train_folder
+
+    if lr is not None:
+        options["learning_rate"] = lr
+    request = FolderRun(str(data_dir), **options).check()
+    return Run(train_folder(request, out, force=force, progress=progress)["run_dir"])
+
+
+def load_run(run_dir):
+    """A finished run folder (what ``train`` wrote) as a ``Run``."""
+    from heroes.modeling.trained import Run
+
+    return Run(run_dir)
+
+
+def scan(data_dir, progress: bool = True):
+    """One row per file under ``data_dir`` (path, label, status, reason, sha256, size, format); reads only."""
+    from pathlib import Path
+
+    from heroes.data.scan import scan as scan_folder
+
+    return scan_folder(Path(data_dir), progress=progress)
+
+
+def clean(manifest, progress: bool = True):
+    """Flags of a scanned manifest: ``.flags`` (one row per flagged file), ``.manifest`` (cleaned), ``.pending``."""
+    from heroes.cleaning.flags import clean as clean_manifest
+
+    return clean_manifest(manifest, progress=progress)

@@ -1,4 +1,5 @@
-"""glibc malloc tuned once per process so TensorFlow's large CPU buffers are reused, not re-mapped every step."""
+"""Process settings made before TensorFlow starts (at the CLI and training entries, never at ``import heroes``):
+glibc malloc tuned so large CPU buffers are reused, TensorFlow's BFC pool, and its start-up noise hidden."""
 
 import ctypes
 import ctypes.util
@@ -20,7 +21,7 @@ def tune_malloc() -> dict:
     a fresh ``mmap`` whose pages fault in and are zeroed at each step. Measured on a 2-core AVX-512 CPU, VGG16's
     fc1/fc2/output on 1,200 cached rows, 6 epochs with XLA: ~110 mmap/munmap calls per step, 14 s of system time,
     epochs swinging between 2.9 and 5.3 s; with these two settings 1 s of system time and 1.8-2.5 s per epoch.
-    The TF_CPU_ALLOCATOR_USE_BFC pool set in ``heroes/__init__.py`` does not reach those buffers.
+    The TF_CPU_ALLOCATOR_USE_BFC pool set by ``prepare_process`` does not reach those buffers.
     Allocators that do this by design (jemalloc, tcmalloc) would need LD_PRELOAD before Python starts, which a
     notebook kernel or ``python -m heroes`` cannot rely on; ``mallopt`` can be called from here.
     """
@@ -42,3 +43,19 @@ def tune_malloc() -> dict:
 def malloc_state() -> dict:
     """What ``tune_malloc`` did in this process (recorded with every measurement)."""
     return dict(_state)
+
+
+def prepare_process() -> None:
+    """Settings that only take effect before TensorFlow's first allocation; idempotent.
+
+    TensorFlow's default CPU allocator maps fresh pages for every large tensor, so each SGD step on VGG16's fc1
+    (100M floats) spent more time in page faults than in arithmetic; its BFC pool reuses memory: about half the CPU
+    time per step (TF_CPU_ALLOCATOR_USE_BFC=false opts out). glibc then keeps the buffers TensorFlow allocates
+    outside that pool (``tune_malloc``). TensorFlow's C++ INFO and WARNING lines (CUDA stubs, CPU feature guard, XLA
+    notices) bury the training output a person reads; errors still show, and HEROES_VERBOSE=1 brings all back.
+    """
+    os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
+    if os.environ.get("HEROES_VERBOSE", "").strip() in ("", "0"):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if _state["why"] == "not attempted":
+        tune_malloc()

@@ -274,6 +274,9 @@ def main(argv=None) -> int:
             args = build_parser().parse_args(argv)
             if args.verbose:  # before any handler imports TensorFlow, and inherited by notebook kernels
                 os.environ.update(HEROES_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="0")
+            from heroes import allocator
+
+            allocator.prepare_process()  # TensorFlow's process settings, before any handler imports it
             status = args.handler(args)
             sys.stdout.flush()  # a reader that went away shows here, not in the interpreter's last flush
             return status

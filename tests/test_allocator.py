@@ -9,13 +9,13 @@ import pytest
 
 from heroes import allocator, hardware
 
-# In a fresh interpreter: import heroes (which tunes malloc unless opted out), then set the 128 KiB trim threshold
+# In a fresh interpreter: the training entry's process settings (malloc tuned unless opted out), then set the 128 KiB trim threshold
 # TensorFlow's generator datasets set, then allocate and free an 8 MiB buffer 50 times, counting page faults.
 PROBE = """
 import ctypes, json, resource
 import numpy
-import heroes
 from heroes import allocator
+allocator.prepare_process()
 ctypes.CDLL("libc.so.6").mallopt(-1, 128 * 1024)  # M_TRIM_THRESHOLD, as tensorflow's generator_dataset_op does
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(50):
@@ -46,4 +46,16 @@ def test_tuned_malloc_reuses_large_buffers_instead_of_faulting_them_in_again():
 @glibc_only
 def test_every_measurement_records_what_was_done_to_malloc():
     assert hardware.hardware()["malloc"] == allocator.malloc_state()
-    assert allocator.malloc_state()["tuned"]  # this process imported heroes without opting out
+    allocator.prepare_process()
+    assert allocator.malloc_state()["tuned"]  # this process's training entry ran without opting out
+
+
+def test_importing_heroes_changes_nothing_global():
+    probe = ("import json, os; before = dict(os.environ); import heroes; from heroes import allocator; "
+             "print(json.dumps({'changed': sorted(set(os.environ.items()) ^ set(before.items())), "
+             "**allocator.malloc_state()}))")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("TF_", "HEROES_"))}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, env=env,
+                          check=True)
+    state = json.loads(done.stdout.strip().splitlines()[-1])
+    assert state == {"changed": [], "tuned": False, "why": "not attempted"}
