@@ -2,6 +2,7 @@
 
 import json
 
+import pandas
 import pytest
 
 from heroes.reporting.summary import COMPARISON_FILE, REPRODUCE_FILE, SCHEMA_04, markdown_table, write_summary
@@ -231,3 +232,18 @@ def test_a_skipped_notebook_is_said_and_its_old_metrics_are_not_shown(tmp_path):
     text = summary.write_summary(tmp_path).read_text()
     assert "## Notebook 02-batman-vs-human: skipped" in text and "no Not a hero class" in text
     assert "OLD NUMBERS" not in text
+
+
+def test_the_summary_has_a_per_class_table_for_each_published_seed_0_run(tmp_path):
+    from heroes.reporting import summary
+
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "predictions").mkdir()
+    rows = [("a.png", "s1", "Batman", "Batman", True, 0.9, 0.1), ("b.png", "s2", "Batman", "Not a hero", False, 0.4, 0.6),
+            ("c.png", "s3", "Not a hero", "Not a hero", True, 0.2, 0.8)]
+    columns = ["path", "sha256", "label", "predicted", "correct", "prob_Batman", "prob_Not a hero"]
+    pandas.DataFrame(rows, columns=columns).to_csv(tmp_path / "predictions" / "04-vgg16-study-s0.csv", index=False)
+    pandas.DataFrame(rows, columns=columns).to_csv(tmp_path / "predictions" / "04-vgg16-study-s1.csv", index=False)
+    text = "\n".join(summary.summary_lines(tmp_path))
+    assert "## Per class, seed 0's test split" in text and "04-vgg16-study-s1" not in text
+    assert "| Batman | 100.0% | 50.0% | 2 |" in text and "| Not a hero | 50.0% | 100.0% | 1 |" in text

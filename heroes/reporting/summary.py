@@ -219,6 +219,22 @@ def _other_notebook(stem: str, metrics: dict, reports_dir) -> list:
     return lines
 
 
+def _per_class(reports_dir) -> list:
+    """Precision, recall and n per class of every published seed-0 run: where each model errs, class by class."""
+    from heroes.evaluation.predictions import load_predictions
+    from heroes.reporting.run_report import per_class_table
+
+    files = sorted((Path(reports_dir) / published.FOLDER).glob("*-s0.csv"))
+    lines = ["## Per class, seed 0's test split", ""] if files else []
+    for file in files:
+        table = per_class_table(load_predictions(file))
+        rows = [(row["class"], f"{100 * row['precision']:.1f}%", f"{100 * row['recall']:.1f}%", row["n"])
+                for row in table.to_dict("records")]
+        lines += [f"[`{file.stem}`]({published.FOLDER}/{file.name})", ""]
+        lines += markdown_table(("class", "precision", "recall", "n"), rows) + [""]
+    return lines
+
+
 def _versions(versions: dict) -> str:
     keys = ("python", "tensorflow", "keras", "numpy", "pandas")
     return ", ".join(f"{key} {versions[key]}" for key in keys if key in (versions or {})) or "—"
@@ -330,6 +346,7 @@ def summary_lines(reports_dir) -> list:
             lines += _other_notebook(stem, metrics, reports_dir)
     for stem, reason in skipped.items():  # a metrics file left by an earlier run is not this run's: not shown
         lines += [f"## Notebook {stem}: skipped", "", f"`make reproduce` did not run it: {reason}.", ""]
+    lines += _per_class(reports_dir)
     if comparison is not None:
         lines += _run_card(comparison, reproduce)
     elif reproduce:
