@@ -147,3 +147,21 @@ def test_the_head_of_two_classes_is_the_same_logistic_model(tmp_path):
     finetune.fit_head(model, model, [features], labels, finetune.FineTune())
     expected = LogisticRegression(C=1.0, max_iter=2000).fit(features, labels).predict_proba(features)
     numpy.testing.assert_allclose(model.predict(features, verbose=0), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", backbones.list_backbones())
+def test_every_backbone_names_where_fine_tuning_starts(name):
+    import keras
+
+    from heroes.modeling import build, finetune
+
+    spec = backbones.get_backbone(name)
+    model = build.build_model(name, 3, spec.min_size, weights=None, policy="linear_probe")
+    finetune.set_trainable(model, finetune.FineTune(), spec.fine_tune_from)
+    trainable = [layer for layer in model.layers if layer.trainable and layer.weights]
+    assert trainable and trainable[-1].name == build.OUTPUT_LAYER
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in trainable)
+    assert any(layer.name.startswith(spec.fine_tune_from) for layer in trainable)
+    frozen = [layer for layer in model.layers if layer.weights and not layer.trainable
+              and not isinstance(layer, keras.layers.BatchNormalization)]
+    assert frozen  # only the top of the backbone trains

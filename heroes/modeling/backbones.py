@@ -56,6 +56,7 @@ class BackboneSpec:
     head: str = "pool"  # "dense": flatten, fc1, fc2, output (VGG); "pool": global average pooling, output
     dense_units: tuple = ()
     study_prefixes: tuple = ()  # backbone layers trainable under the "study" policy, by name prefix
+    fine_tune_from: str = ""  # first layer (name prefix) the fine_tune recipe trains; "" the whole network
     default_size: int = 224
     min_size: int = 32  # keras.applications' obtain_input_shape(min_size=32) for all six
     imagenet_variance_scale: tuple | None = None
@@ -104,7 +105,7 @@ def get_backbone(name) -> BackboneSpec:
 
 
 @register_backbone(
-    "vgg16", display_name="VGG16", family="vgg16", gradcam_layer="block5_conv3", head="dense", dense_units=(4096, 4096),
+    "vgg16", display_name="VGG16", fine_tune_from="block5", family="vgg16", gradcam_layer="block5_conv3", head="dense", dense_units=(4096, 4096),
     study_note="study: only fc1, fc2 (4096, ReLU) and the new output train",
 )
 def _vgg16(**kwargs):
@@ -112,7 +113,7 @@ def _vgg16(**kwargs):
 
 
 @register_backbone(
-    "vgg19", display_name="VGG19", family="vgg19", gradcam_layer="block5_conv4", head="dense", dense_units=(4096, 4096),
+    "vgg19", display_name="VGG19", fine_tune_from="block5", family="vgg19", gradcam_layer="block5_conv4", head="dense", dense_units=(4096, 4096),
     study_note="study: only fc1, fc2 (4096, ReLU) and the new output train",
 )
 def _vgg19(**kwargs):
@@ -120,7 +121,7 @@ def _vgg19(**kwargs):
 
 
 @register_backbone(
-    "resnet50", display_name="ResNet50", family="resnet50", gradcam_layer="conv5_block3_out", study_prefixes=("conv5_",),
+    "resnet50", display_name="ResNet50", fine_tune_from="conv5_", family="resnet50", gradcam_layer="conv5_block3_out", study_prefixes=("conv5_",),
     study_note="study: the conv5 stage and the new output train; BatchNorm stays frozen in inference mode",
 )
 def _resnet50(**kwargs):
@@ -128,7 +129,7 @@ def _resnet50(**kwargs):
 
 
 @register_backbone(
-    "resnet50v2", display_name="ResNet50V2", family="resnet_v2", gradcam_layer="post_relu", study_prefixes=("conv5_", "post_"),
+    "resnet50v2", display_name="ResNet50V2", fine_tune_from="conv5_", family="resnet_v2", gradcam_layer="post_relu", study_prefixes=("conv5_", "post_"),
     study_note="study: the conv5 stage and the new output train; BatchNorm stays frozen in inference mode",
 )
 def _resnet50v2(**kwargs):
@@ -136,7 +137,7 @@ def _resnet50v2(**kwargs):
 
 
 @register_backbone(
-    "mobilenetv2", display_name="MobileNetV2", family="mobilenet_v2", gradcam_layer="out_relu", study_prefixes=("block_16_", "Conv_1", "out_relu"),
+    "mobilenetv2", display_name="MobileNetV2", fine_tune_from="block_13", family="mobilenet_v2", gradcam_layer="out_relu", study_prefixes=("block_16_", "Conv_1", "out_relu"),
     study_note="study: the last inverted-residual block (block_16), the 1x1 Conv_1 and the new output train",
 )
 def _mobilenetv2(**kwargs):
@@ -144,7 +145,7 @@ def _mobilenetv2(**kwargs):
 
 
 @register_backbone(
-    "efficientnetb0", display_name="EfficientNetB0", family="efficientnet", gradcam_layer="top_activation", study_prefixes=("block7a_", "top_"),
+    "efficientnetb0", display_name="EfficientNetB0", fine_tune_from="block6", family="efficientnet", gradcam_layer="top_activation", study_prefixes=("block7a_", "top_"),
     imagenet_variance_scale=_EFFICIENTNET_STDDEV_RGB,
     study_note="study: the last block (block7a), top_conv and the new output train; stochastic depth is off",
 )
@@ -153,7 +154,7 @@ def _efficientnetb0(**kwargs):
 
 
 @register_backbone(
-    "efficientnet_lite0", display_name="EfficientNet-Lite0", family="mobilenet_v2", gradcam_layer=GRADCAM_LAYER,
+    "efficientnet_lite0", display_name="EfficientNet-Lite0", fine_tune_from="block5", family="mobilenet_v2", gradcam_layer=GRADCAM_LAYER,
     study_prefixes=("block7", "top_"), imagenet_loader=load_imagenet_file,
     study_note="study: the last stage (block7a), the 1x1 head convolution and the new output train; BatchNorm frozen",
     # bf16 extraction is no faster here (depthwise convolutions): 0.78x (linear_probe cut) and 1.01x (study cut) of

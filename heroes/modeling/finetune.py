@@ -13,6 +13,7 @@ from heroes import hardware
 from heroes.data import augment
 from heroes.errors import UserError
 from heroes.modeling import build
+from heroes.modeling.backbones import get_backbone
 from heroes.modeling.callbacks import BestWeights, EpochTimer
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
@@ -35,7 +36,7 @@ class FineTune:
     crop_area: tuple = (0.35, 1.0)  # area fraction of the random resized crop
     jitter: float = 0.2  # brightness, contrast, saturation factors in [1 - jitter, 1 + jitter]
     tta: bool = False  # average the image's and its mirror's probabilities at test time
-    train_from: str = "block5"  # first layer (name prefix) that trains end to end; "" trains the whole backbone
+    train_from: str = ""  # first layer (name prefix) that trains; "" the backbone's own (EfficientNet-Lite0: block5)
     batchnorm: str = "frozen"  # frozen (inference mode) or train (batch statistics, moving averages updated)
     head_c: float = 1.0  # inverse L2 strength of the logistic-regression head on cached features
     precision: str = "float32"  # or mixed_bfloat16 (auto: where native); see the recipe search for the measurement
@@ -113,17 +114,22 @@ def fit_head(model, suffix, view_features, labels, recipe: "FineTune") -> None:
     model.get_layer(build.OUTPUT_LAYER).set_weights([coef.T.astype("float32"), intercept.astype("float32")])
 
 
-def set_trainable(model, recipe: FineTune) -> None:
-    """Layers from the first named ``recipe.train_from`` onward train (BatchNorm only with ``batchnorm="train"``)."""
+def set_trainable(model, recipe: FineTune, first: str) -> None:
+    """Layers from the first whose name starts with ``first`` onward train (BatchNorm with ``batchnorm="train"``)."""
     names = [layer.name for layer in model.layers]
-    starts = [index for index, name in enumerate(names) if name.startswith(recipe.train_from)]
+    starts = [index for index, name in enumerate(names) if name.startswith(first)]
     if not starts:
-        raise UserError(f"no layer of {model.name} starts with {recipe.train_from!r}")
+        raise UserError(f"no layer of {model.name} starts with {first!r}")
     for index, layer in enumerate(model.layers):
         trains = index >= starts[0]
         if isinstance(layer, keras.layers.BatchNormalization):
             trains = trains and recipe.batchnorm == "train"
         layer.trainable = trains
+
+
+def names_first(model) -> str:
+    """The name of the model's first layer with weights: where training the whole network starts."""
+    return next(layer.name for layer in model.layers if layer.weights)
 
 
 def _optimizer(recipe: FineTune, steps_per_epoch: int):
@@ -164,7 +170,7 @@ def fine_tune(backbone: str, weights, sets: dict, recipe: "FineTune", seed: int,
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     model = build.build_model(backbone, class_count, image_size, weights=weights, policy="linear_probe")
-    set_trainable(model, recipe)
+    set_trainable(model, recipe, recipe.train_from or get_backbone(backbone).fine_tune_from or names_first(model))
     prefix, suffix = surgery.split_at_first_trainable(model)
     view_count = min(recipe.views, recipe.epochs) if recipe.augment else 1
     views = [prefix.predict(training_views(train.images, recipe, seed, view), batch_size=PREDICT_BATCH, verbose=0)
