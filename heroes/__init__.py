@@ -7,7 +7,8 @@ The Python API, in three lines (each function raises ``heroes.errors.UserError``
     run.metrics["test_accuracy"], run.predict(["photo.jpg"])             # then run.confusion_matrix(), ...
 
 ``heroes.load_run(path)`` opens a finished run again; ``heroes.scan(folder)`` and ``heroes.clean(manifest)`` are the
-data steps alone. Importing heroes changes nothing global: TensorFlow's process settings are made when training
+data steps alone; ``heroes.review(flags, manifest)`` shows the flagged pictures in Jupyter to keep, drop or
+relabel with a click. Importing heroes changes nothing global: TensorFlow's process settings are made when training
 or the CLI starts (``heroes.allocator.prepare_process``).
 """
 
@@ -50,3 +51,11 @@ def clean(manifest, progress: bool = True):
     from heroes.cleaning.flags import clean as clean_manifest
 
     return clean_manifest(manifest, progress=progress)
+
+
+def review(flags, manifest=None, decisions=None, thumb: int = 112):
+    """Flagged pictures (``clean(...).flags`` or a flags CSV) with keep / drop / relabel buttons for Jupyter; each
+    click appends to ``decisions`` (default data/review/decisions.csv), which the next ``clean`` replays."""
+    from heroes.cleaning.review_widget import review as review_widget
+
+    return review_widget(flags, manifest, decisions, thumb)

@@ -162,11 +162,10 @@ def _reason_of(reason: str, flag: str) -> str:
     return next((part[len(flag) + 2:] for part in reason.split("; ") if part.startswith(f"{flag}: ")), "")
 
 
-def sheet_items(flags: pandas.DataFrame, flag: str, limit=36) -> tuple:
-    """``(paths, titles)`` of the files carrying ``flag``, most certain first, for ``plots.sheets.contact_sheet``.
-
-    Titles are short: ``batman→superman .87`` (filed under, looks like, probability) for
-    ``label_issue``; ``batman z 6.1`` for ``off_class``.
+def ranked(flags: pandas.DataFrame, flag: str) -> pandas.DataFrame:
+    """The files carrying ``flag``, most certain first: ``path``, ``label``, ``suggested`` (the class a label issue
+    looks like; empty for ``off_class``), ``certainty`` (its probability, or the robust z) and a short ``title``:
+    ``batman→superman .87`` (filed under, looks like, probability) or ``batman z 6.1``.
     """
     if flag not in ("off_class", "label_issue"):
         raise ValueError(f"flag must be off_class or label_issue, not {flag!r}")
@@ -176,9 +175,15 @@ def sheet_items(flags: pandas.DataFrame, flag: str, limit=36) -> tuple:
         text = _reason_of(reason, flag)
         if flag == "label_issue":
             likely, p = re.match(r"looks like (.+?) \(p ([\d.]+)\)", text).groups()
-            items.append((-float(p), path, f"{label}→{likely} {p.lstrip('0')}"))
+            items.append((path, label, likely, float(p), f"{label}→{likely} {p.lstrip('0')}"))
         else:
             z = float(re.search(r"robust z (-?[\d.]+)", text).group(1))
-            items.append((-z, path, f"{label} z {z:.1f}"))
-    items = sorted(items)[:limit]
-    return [path for _, path, _ in items], [title for _, _, title in items]
+            items.append((path, label, "", z, f"{label} z {z:.1f}"))
+    frame = pandas.DataFrame(items, columns=["path", "label", "suggested", "certainty", "title"])
+    return frame.sort_values(["certainty", "path"], ascending=[False, True]).reset_index(drop=True)
+
+
+def sheet_items(flags: pandas.DataFrame, flag: str, limit=36) -> tuple:
+    """``(paths, titles)`` of the first ``limit`` files of ``ranked``, for ``plots.sheets.contact_sheet``."""
+    top = ranked(flags, flag).head(limit)
+    return list(top["path"]), list(top["title"])

@@ -45,15 +45,21 @@ def read_decisions(path, manifest: pandas.DataFrame) -> pandas.DataFrame:
     Values are read as meant (spaces trimmed, decisions in lower case), never written back. Rows for pictures not
     in ``manifest`` are left out and counted in one warning line on stderr.
     """
-    if path is None or not Path(path).exists() or not read_text(path, WHAT).strip():
-        return empty_decisions()
-    frame = _read_file(path)
-    _check(frame, path)
+    frame = read_all(path)
     active = frame["sha256"].isin(set(manifest["sha256"]) - {""})
     _warn_inactive(frame[~active], path)
     frame = frame[active]
     _check_labels(frame, manifest, path)
     return frame[DECISION_COLUMNS].drop_duplicates().reset_index(drop=True)
+
+
+def read_all(path) -> pandas.DataFrame:
+    """Every row of the file, checked, whatever manifest it belongs to; an absent or blank file has none."""
+    if path is None or not Path(path).exists() or not read_text(path, WHAT).strip():
+        return empty_decisions()
+    frame = _read_file(path)
+    _check(frame, path)
+    return frame
 
 
 def _read_file(path) -> pandas.DataFrame:
@@ -87,10 +93,15 @@ def _check(frame: pandas.DataFrame, path) -> None:
 
 def _check_labels(frame: pandas.DataFrame, manifest: pandas.DataFrame, path) -> None:
     """A relabel of a picture in this manifest names one of its classes."""
-    data = manifest[manifest["status"] == "ok"]
-    labels = set(data.loc[data["role"].isin(["data", ""]), "label"]) if "role" in data else set(data["label"])
+    labels = relabel_targets(manifest)
     _refuse(frame, (frame["decision"] == "relabel") & ~frame["label"].isin(labels), path,
             lambda row: f"relabel needs a label among {', '.join(sorted(labels))}; got {row.label!r}")
+
+
+def relabel_targets(manifest: pandas.DataFrame) -> set:
+    """The classes a picture of ``manifest`` can be relabelled to: those of its decodable class data."""
+    data = manifest[manifest["status"] == "ok"]
+    return set(data.loc[data["role"].isin(["data", ""]), "label"]) if "role" in data else set(data["label"])
 
 
 def _refuse(frame: pandas.DataFrame, bad: pandas.Series, path, message) -> None:
