@@ -12,7 +12,7 @@ SEEDS ?=
 SIZE ?=
 PER_CLASS ?=
 EPOCHS ?=
-REPRODUCE_ARGS := $(if $(SEEDS),--seeds $(SEEDS)) $(if $(SIZE),--size $(SIZE)) \
+REPRODUCE_ARGS := $(if $(SEEDS),--seeds $(SEEDS)) $(if $(SIZE),--image-size $(SIZE)) \
 	$(if $(PER_CLASS),--per-class $(PER_CLASS)) $(if $(EPOCHS),--epochs $(EPOCHS))
 
 .PHONY: help setup test unit smoke reproduce check-reports bench clean-cache

@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 
-from heroes import paths
+from heroes import __version__, paths, progress
 from heroes.errors import UserError
 
 # The registry's names (heroes.modeling.backbones.list_backbones; a test keeps them equal), spelt out here because
@@ -15,6 +15,43 @@ from heroes.errors import UserError
 BACKBONES = ("efficientnet_lite0", "efficientnetb0", "mobilenetv2", "resnet50", "resnet50v2", "vgg16", "vgg19")
 
 INTERRUPTS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}  # Ctrl-C; timeout, CI, docker stop
+RENAMED = {"--size": "--image-size"}  # old spelling -> new one; the old one works until heroes 0.2, with a note
+
+
+class _Renamed(argparse.Action):
+    """An old spelling of an option, hidden from ``--help``: stores under the new name and says so on stderr."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"note: {option_string} is deprecated (removed in heroes 0.2); use {RENAMED[option_string]}",
+              file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A sub-command's parser: ``--verbose`` and ``--quiet`` work after the sub-command as well as before it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # SUPPRESS: an option not given after the sub-command leaves the value given before it alone
+        _add_output_options(self, default=argparse.SUPPRESS)
+
+
+def _add_output_options(parser, default) -> None:
+    """``--verbose`` and ``--quiet`` (listed last in ``--help``): they set the environment that later imports and
+    notebook kernels read."""
+    output = parser.add_argument_group("output")
+    output.add_argument("--verbose", action="store_true", default=default,
+                        help="show TensorFlow's start-up and INFO lines and every repeated warning (HEROES_VERBOSE=1)")
+    output.add_argument("--quiet", action="store_true", default=default,
+                        help="hide progress bars (HEROES_QUIET=1); epoch lines, results, warnings and errors still "
+                             "print")
+
+
+def _add_image_size(parser, **kwargs) -> None:
+    """``--image-size`` with ``kwargs``, and its old spelling ``--size`` for one release."""
+    parser.add_argument("--image-size", **kwargs)
+    parser.add_argument("--size", dest="image_size", type=kwargs.get("type"), action=_Renamed,
+                        default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def _count_or_fraction(text: str) -> float:
@@ -32,12 +69,12 @@ def _synth(args) -> int:
     from heroes.data.synthetic import dataset
     from heroes.io import check_output_path, printable
 
-    _check_synth_size(args.size)
+    _check_synth_size(args.image_size)
     if args.truth is not None:
         check_output_path(args.truth, forbidden_dirs=(args.out,))
     summary = dataset.write_dataset(
-        args.out, per_class=args.per_class, size=args.size, seed=args.seed,
-        dirt=args.dirt, truth_path=args.truth,
+        args.out, per_class=args.per_class, size=args.image_size, seed=args.seed,
+        dirt=args.dirt, truth_path=args.truth, progress=not args.quiet,
     )
     print(printable(summary))
     return 0
@@ -55,7 +92,7 @@ def _check_synth_size(size: int) -> None:
         largest = math.isqrt(DEFAULT_MAX_BYTES // 40)
         while needed(largest) > DEFAULT_MAX_BYTES:
             largest -= 1
-        raise UserError(f"--size {size} needs {needed(size) / 2**20:,.0f} MiB per picture, over the "
+        raise UserError(f"--image-size {size} needs {needed(size) / 2**20:,.0f} MiB per picture, over the "
                         f"{DEFAULT_MAX_BYTES / 2**20:,.0f} MiB memory budget; the largest size is {largest}")
 
 
@@ -94,7 +131,7 @@ def _clean(args) -> int:
         raise UserError(f"--min-side must be a number of pixels >= 0, got {args.min_side}")
     config = flags.CleanConfig(near_threshold=threshold, min_side=args.min_side, outliers=args.outliers,
                                backbone=args.backbone)
-    print(flags.run(args.manifest, args.out, args.decisions, args.clean_manifest, config))
+    print(flags.run(args.manifest, args.out, args.decisions, args.clean_manifest, config, progress=not args.quiet))
     return 0
 
 
@@ -109,7 +146,7 @@ def _leakage(args) -> int:
         check_output_path(args.out, inputs=(args.splits, args.manifest), forbidden_dirs=dataset_roots(splits))
     if args.manifest:
         leakage.check_same_manifest(splits, read_manifest(args.manifest), args.splits, args.manifest)
-    leaks = leakage.find_leaks(splits, args.threshold)
+    leaks = leakage.find_leaks(splits, args.threshold, progress=not args.quiet)
     if args.out:
         write_csv(leaks.assign(path_a=absolute_paths(leaks["path_a"]), path_b=absolute_paths(leaks["path_b"])),
                   args.out, for_people=True)
@@ -120,7 +157,8 @@ def _leakage(args) -> int:
 def _predict(args) -> int:
     from heroes.modeling import predict
 
-    return predict.run(args.inputs, args.model, top_k=args.top_k, as_json=args.json, batch_size=args.batch_size)
+    return predict.run(args.inputs, args.model, top_k=args.top_k, as_json=args.json, batch_size=args.batch_size,
+                       progress=False if args.quiet else None)  # None: a bar when stderr is a terminal
 
 
 def _export(args) -> int:
@@ -155,32 +193,32 @@ def _train(args) -> int:
 def _reproduce(args) -> int:
     from heroes import pipeline
 
-    return pipeline.reproduce(seeds=args.seeds, size=args.size, per_class=args.per_class, epochs=args.epochs)
+    return pipeline.reproduce(seeds=args.seeds, size=args.image_size, per_class=args.per_class, epochs=args.epochs)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m heroes`` parser with every sub-command of the design card."""
     parser = argparse.ArgumentParser(prog="python -m heroes", description=__doc__)
-    parser.add_argument("--verbose", action="store_true",
-                        help="show TensorFlow's start-up and INFO lines and every repeated warning (HEROES_VERBOSE=1)")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"heroes {__version__}")
+    _add_output_options(parser, default=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser)
 
     synth = commands.add_parser("synth", help="draw the embedded superhero dataset")
     synth.add_argument("--out", required=True, help="folder to create; one sub-folder per class")
     synth.add_argument("--per-class", type=int, default=250, help="images per class (default 250)")
-    synth.add_argument("--size", type=int, default=224, help="image side in pixels (default 224)")
+    _add_image_size(synth, type=int, default=224, help="image side in pixels (default 224)")
     synth.add_argument("--seed", type=int, default=0, help="same seed, same bytes (default 0)")
     synth.add_argument("--dirt", action="store_true", help="inject the defects cleaning must find")
     synth.add_argument("--truth", help="CSV with one row per injected defect: path,kind,source")
     synth.set_defaults(handler=_synth)
 
     scan = commands.add_parser("scan", help="decode every file under DIR into a manifest (read-only)")
-    scan.add_argument("dir", help="folder of class sub-folders")
+    scan.add_argument("dir", metavar="DIR", help="folder of class sub-folders")
     scan.add_argument("--out", required=True, help="manifest CSV to write")
     scan.set_defaults(handler=_scan)
 
     split = commands.add_parser("split", help="stratified, group-aware, stable train/val/test split")
-    split.add_argument("manifest", help="manifest CSV from scan (or the cleaned manifest)")
+    split.add_argument("manifest", metavar="MANIFEST", help="manifest CSV from scan (or the cleaned manifest)")
     split.add_argument("--out", required=True, help="splits CSV to write")
     split.add_argument("--train", type=_count_or_fraction, default=200, help="per-class count or fraction (200)")
     split.add_argument("--val", type=_count_or_fraction, default=25, help="per-class count or fraction (25)")
@@ -189,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     split.set_defaults(handler=_split)
 
     clean = commands.add_parser("clean", help="flag duplicates, broken and odd images; replay review decisions")
-    clean.add_argument("manifest", help="manifest CSV from scan")
+    clean.add_argument("manifest", metavar="MANIFEST", help="manifest CSV from scan")
     clean.add_argument("--out", required=True, help="flags CSV to write: path,flag,group_id,action,reason")
     clean.add_argument("--decisions", default=str(paths.REVIEW / "decisions.csv"),
                        help="review decisions sha256,decision,label,note (default data/review/decisions.csv)")
@@ -199,12 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="near-duplicate hash distance, bits of 384 (default: the measured one)")
     clean.add_argument("--min-side", type=int, default=64, help="shorter side under this is tiny (default 64)")
     clean.add_argument("--outliers", action="store_true", help="also send k-NN outliers of each class to review")
-    clean.add_argument("--backbone", help="embed with this ImageNet backbone (efficientnet_lite0 offline) and send "
-                                          "off-class images and probable label errors to review")
+    clean.add_argument("--backbone", metavar="BACKBONE",
+                       help=f"embed with this ImageNet backbone, one of: {', '.join(BACKBONES)} (efficientnet_lite0 "
+                            f"offline), and send off-class images and probable label errors to review")
     clean.set_defaults(handler=_clean)
 
     leakage = commands.add_parser("leakage", help="list exact/near-duplicate pairs that cross train/val/test")
-    leakage.add_argument("splits", help="splits CSV from split")
+    leakage.add_argument("splits", metavar="SPLITS", help="splits CSV from split")
     leakage.add_argument("--manifest", help="the manifest the split was made from (checked)")
     leakage.add_argument("--out", help="CSV of the crossing pairs")
     leakage.add_argument("--threshold", type=int, help="near-duplicate hash distance (default: the cleaning one)")
@@ -257,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     reproduce = commands.add_parser("reproduce", help="run notebooks 01-04 headlessly (what `make reproduce` calls)")
     reproduce.add_argument("--seeds", type=int, help="number of seeds (default: each notebook's own, 3)")
-    reproduce.add_argument("--size", type=int, help="image size in pixels (default 224)")
+    _add_image_size(reproduce, type=int, help="image size in pixels (default 224)")
     reproduce.add_argument("--per-class", type=int, help="embedded images per class when data/raw is empty (250)")
     reproduce.add_argument("--epochs", type=int, help="training epochs (default 10)")
     reproduce.set_defaults(handler=_reproduce)
@@ -272,8 +311,12 @@ def main(argv=None) -> int:
     with _noting_interrupts() as interrupted:
         try:
             args = build_parser().parse_args(argv)
+            if args.verbose and args.quiet:
+                raise UserError("--verbose and --quiet contradict each other; give one of them")
             if args.verbose:  # before any handler imports TensorFlow, and inherited by notebook kernels
                 os.environ.update(HEROES_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="0")
+            if args.quiet:  # read by every progress bar, here and in notebook kernels
+                os.environ[progress.QUIET_ENV] = "1"
             from heroes import allocator
 
             allocator.prepare_process()  # TensorFlow's process settings, before any handler imports it

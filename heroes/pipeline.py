@@ -21,6 +21,8 @@ NOTEBOOKS = ("01-data-cleaning", "02-batman-vs-human", "03-six-class-finetune", 
 # The range of each override: below it a notebook fails or learns nothing, above it a run would not end today (each
 # seed trains every backbone again; notebook 01 decodes every image at SIZE px, 1,500 at 1024 px are 4.7 GB).
 RANGES = {"SEEDS": (1, 100), "SIZE": (32, 1024), "PER_CLASS": (1, 10_000), "EPOCHS": (1, 1000)}
+# Each make variable's `python -m heroes reproduce` option, named in range errors.
+FLAGS = {"SEEDS": "--seeds", "SIZE": "--image-size", "PER_CLASS": "--per-class", "EPOCHS": "--epochs"}
 
 
 def _check_ranges(**values) -> None:
@@ -28,8 +30,7 @@ def _check_ranges(**values) -> None:
     for name, value in values.items():
         low, high = RANGES[name]
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high):
-            flag = "--" + name.lower().replace("_", "-")
-            raise UserError(f"{name} ({flag}) must be a whole number from {low} to {high}, got {value!r}")
+            raise UserError(f"{name} ({FLAGS[name]}) must be a whole number from {low} to {high}, got {value!r}")
 
 
 def overrides(seeds=None, size=None, per_class=None, epochs=None) -> dict:

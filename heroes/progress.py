@@ -9,6 +9,7 @@ import sys
 # what the person running `make reproduce` sees.
 TEXT_ENV = "HEROES_PROGRESS"
 VERBOSE_ENV = "HEROES_VERBOSE"  # 1: TensorFlow's INFO lines, kernel warnings and every repeated warning come back
+QUIET_ENV = "HEROES_QUIET"  # 1: no progress bars (`--quiet`)
 
 
 def verbose() -> bool:
@@ -54,8 +55,16 @@ def import_tensorflow_quietly() -> None:
         tensorflow.get_logger().setLevel("ERROR")
 
 
+def quiet() -> bool:
+    """Whether the person asked for no progress bars (``--quiet`` or ``HEROES_QUIET=1``)."""
+    return os.environ.get(QUIET_ENV, "").strip() not in ("", "0")
+
+
 def bar(iterable=None, **kwargs):
-    """A tqdm bar over ``iterable``: tqdm.auto normally, plain text on stderr when ``HEROES_PROGRESS=text``."""
+    """A tqdm bar over ``iterable``: tqdm.auto normally, plain text on stderr when ``HEROES_PROGRESS=text``, none
+    (iteration only) when quiet."""
+    if quiet():
+        kwargs["disable"] = True
     if os.environ.get(TEXT_ENV) == "text":
         from tqdm.std import tqdm
 

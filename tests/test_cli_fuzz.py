@@ -161,7 +161,7 @@ class Draw:
         if kind == "synth":
             argv = ["synth", "--out", self.pick(self.scratch / "new", world["data"], world["manifest"], "/dev/null"),
                     "--per-class", self.pick("1", "0", "-1", "x", "inf", "1.5", ""),
-                    "--size", self.pick("32", "40", "0", "-5", "40000", "1e3", "x", "inf", "")]
+                    "--image-size", self.pick("32", "40", "0", "-5", "40000", "1e3", "x", "inf", "")]
             if self.rng.random() < 0.5:
                 argv += ["--truth", self.out(world["data"])]
         elif kind == "scan":

@@ -297,7 +297,7 @@ def test_decoding_stays_under_its_memory_budget(tmp_path):
 
 
 def test_synth_refuses_a_size_that_does_not_fit_before_drawing(tmp_path, capsys):
-    assert_one_line(*run(capsys, "synth", "--out", tmp_path / "huge", "--size", 40000)[::2], "memory budget")
+    assert_one_line(*run(capsys, "synth", "--out", tmp_path / "huge", "--image-size", 40000)[::2], "memory budget")
     assert not (tmp_path / "huge").exists()
 
 

@@ -87,7 +87,7 @@ def test_synth_on_a_full_disk_leaves_neither_dataset_nor_truth(tmp_path, capsys,
                                                                failing):
     replacement = _truth_half_written if attribute == "to_csv" else _image_half_written
     monkeypatch.setattr(target, attribute, replacement)
-    status = cli.main(["synth", "--out", str(tmp_path / "drawn"), "--per-class", "2", "--size", "32", "--dirt",
+    status = cli.main(["synth", "--out", str(tmp_path / "drawn"), "--per-class", "2", "--image-size", "32", "--dirt",
                        "--truth", str(tmp_path / "truth.csv")])
     err = capsys.readouterr().err
     assert (status, err.splitlines()[-1]) == (2, f"error: cannot write {tmp_path / failing}: No space left on device")
@@ -97,7 +97,7 @@ def test_synth_on_a_full_disk_leaves_neither_dataset_nor_truth(tmp_path, capsys,
 def test_sigterm_ends_synth_like_ctrl_c_and_removes_its_temporary_files(tmp_path):
     """`timeout`, CI and `docker stop` send SIGTERM: the hidden .partial- folder and the truth's .tmp file go."""
     process = subprocess.Popen([sys.executable, "-m", "heroes", "synth", "--out", tmp_path / "drawn", "--per-class",
-                                "2000", "--size", "48", "--truth", tmp_path / "truth.csv"], cwd=PROJECT,
+                                "2000", "--image-size", "48", "--truth", tmp_path / "truth.csv"], cwd=PROJECT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while len(os.listdir(tmp_path)) < 2 and time.monotonic() < deadline:  # the .partial- folder and the .tmp file

@@ -20,14 +20,14 @@ def test_overrides_map_make_variables_to_notebook_parameters():
         pipeline.overrides(per_class=3)
 
 
-@pytest.mark.parametrize("option, value", [("--epochs", 0), ("--epochs", 1001), ("--seeds", -1), ("--seeds", 101),
-                                           ("--size", 31), ("--size", 100000), ("--per-class", 0),
-                                           ("--per-class", 10**9)])
-def test_reproduce_refuses_a_number_out_of_its_range_before_any_notebook(monkeypatch, capsys, option, value):
+@pytest.mark.parametrize("name, option, value", [
+    ("EPOCHS", "--epochs", 0), ("EPOCHS", "--epochs", 1001), ("SEEDS", "--seeds", -1), ("SEEDS", "--seeds", 101),
+    ("SIZE", "--image-size", 31), ("SIZE", "--image-size", 100000), ("PER_CLASS", "--per-class", 0),
+    ("PER_CLASS", "--per-class", 10**9)])
+def test_reproduce_refuses_a_number_out_of_its_range_before_any_notebook(monkeypatch, capsys, name, option, value):
     ran = []
     monkeypatch.setattr(pipeline, "run_notebooks", lambda *args, **kwargs: ran.append(args) or [])
     assert cli.main(["reproduce", option, str(value)]) == 2 and not ran
-    name = option.removeprefix("--").replace("-", "_").upper()
     low, high = pipeline.RANGES[name]
     expected = f"error: {name} ({option}) must be a whole number from {low} to {high}, got {value}\n"
     assert capsys.readouterr().err == expected

@@ -9,7 +9,7 @@ import pandas
 
 def test_scan_accounts_for_every_synthetic_file(tmp_path):
     out, truth, manifest = tmp_path / "x", tmp_path / "t.csv", tmp_path / "m.csv"
-    for command in (["synth", "--out", str(out), "--per-class", "20", "--size", "96", "--dirt", "--truth", str(truth)],
+    for command in (["synth", "--out", str(out), "--per-class", "20", "--image-size", "96", "--dirt", "--truth", str(truth)],
                     ["scan", str(out), "--out", str(manifest)]):
         result = subprocess.run([sys.executable, "-m", "heroes", *command], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr

@@ -225,7 +225,7 @@ def test_refuses_a_non_empty_folder_and_bad_arguments(tmp_path):
 
 
 def test_cli_synth_exit_codes(tmp_path, capsys):
-    assert cli.main(["synth", "--out", str(tmp_path / "d"), "--per-class", "1", "--size", "32"]) == 0
+    assert cli.main(["synth", "--out", str(tmp_path / "d"), "--per-class", "1", "--image-size", "32"]) == 0
     assert "wrote 6 images" in capsys.readouterr().out
     assert cli.main(["synth", "--out", str(tmp_path / "d"), "--per-class", "1"]) == 2
     assert cli.main(["synth", "--out", str(tmp_path / "e"), "--per-class", "0"]) == 2

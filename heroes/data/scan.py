@@ -240,13 +240,17 @@ def _inspect_all(entries, progress: bool, workers: int | None) -> list:
 
 
 def _progress_bar(total: int, progress: bool):
-    """A tqdm bar on stderr, shown only when stderr is a terminal (logs and one-line errors stay clean)."""
+    """A tqdm bar on stderr, shown only when stderr is a terminal (logs and one-line errors stay clean), never when
+    quiet (``--quiet``)."""
     from tqdm import tqdm
+
+    from heroes.progress import quiet
 
     class Bar(tqdm):
         monitor_interval = 0  # no monitor thread: a later scan must still see a single-threaded process
 
-    return Bar(total=total, desc="scan", unit="file", file=sys.stderr, disable=None if progress else True)
+    return Bar(total=total, desc="scan", unit="file", file=sys.stderr,
+               disable=None if progress and not quiet() else True)
 
 
 def _quiet() -> None:
