@@ -164,8 +164,15 @@ def _predict(args) -> int:
 def _export(args) -> int:
     from heroes.modeling import export
 
-    print(export.describe_export(export.export_model(args.model, args.format, args.out), args.format))
+    out = export.export_model(args.model, args.format, args.out, quantize=args.quantize)
+    print(export.describe_export(out, args.format, args.quantize))
     return 0
+
+
+def _serve(args) -> int:
+    from heroes.modeling import serve
+
+    return serve.run(args.model, host=args.host, port=args.port)
 
 
 def _bench(args) -> int:
@@ -283,11 +290,21 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
     predict.set_defaults(handler=_predict)
 
-    export = commands.add_parser("export", help="export a saved model as a TF SavedModel or ONNX for serving")
+    export = commands.add_parser("export", help="export a saved model as a TF SavedModel, ONNX or TFLite for serving")
     export.add_argument("--model", required=True, help="saved .keras model (class names beside it) or run folder")
-    export.add_argument("--format", choices=("savedmodel", "onnx"), default="savedmodel", help="(default savedmodel)")
-    export.add_argument("--out", help="destination (default beside the model: model_savedmodel/ or model.onnx)")
+    export.add_argument("--format", choices=("savedmodel", "onnx", "tflite"), default="savedmodel",
+                        help="one of: %(choices)s (default savedmodel)")
+    export.add_argument("--quantize", choices=("none", "float16", "dynamic"), default="none",
+                        help="tflite only: none, float16 (half-size weights) or dynamic (int8 weights) (default none)")
+    export.add_argument("--out", help="destination (default beside the model: model_savedmodel/, model.onnx, "
+                                      "model.tflite or model_<quantize>.tflite)")
     export.set_defaults(handler=_export)
+
+    serve = commands.add_parser("serve", help="a demo page: drop images, see top-k bars, Grad-CAM and the model card")
+    serve.add_argument("--model", required=True, help="run folder from train (or a saved .keras model)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    serve.set_defaults(handler=_serve)
 
     bench = commands.add_parser("bench", help="naive vs cached training, side by side, and the matmul ceiling")
     bench.add_argument("--out", help="JSON to write (default reports/benchmarks/latest.json)")

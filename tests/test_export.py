@@ -79,3 +79,47 @@ def test_onnx_runs_in_onnxruntime_like_keras(tmp_path):
 def test_a_missing_model_is_one_line_and_exit_2(tmp_path, capsys):
     assert cli.main(["export", "--model", str(tmp_path / "absent.keras")]) == 2
     assert capsys.readouterr().err.strip() == f"error: model file not found: {tmp_path / 'absent.keras'}"
+
+
+@pytest.fixture(scope="module")
+def decisive(tmp_path_factory):
+    """EfficientNet-Lite0 with its ImageNet weights (offline) and a new head, saved, and drawn pictures to feed it:
+    real features give each picture its own probabilities, where an untrained backbone gives every class 1/3."""
+    from heroes.config import CLASSES
+    from heroes.data.decode import fit_and_crop
+    from heroes.data.synthetic.drawing import draw_image
+
+    keras.utils.set_random_seed(0)
+    folder = tmp_path_factory.mktemp("tflite")
+    model = build.build_model("efficientnet_lite0", len(CLASS_NAMES), 32, weights="imagenet")
+    path = saving.save_model(model, folder / "model.keras", CLASS_NAMES)
+    rng = numpy.random.default_rng(0)
+    images = numpy.stack([fit_and_crop(draw_image(CLASSES[index % len(CLASSES)], rng, 64), 32) for index in range(12)])
+    yield path, model.predict(images.astype("float32"), verbose=0), images
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_tflite_predicts_like_keras_on_drawn_images(decisive, capsys):
+    path, expected, images = decisive
+    assert cli.main(["export", "--model", str(path), "--format", "tflite"]) == 0
+    out = path.with_name("model.tflite")
+    assert capsys.readouterr().out.strip() == f"exported tflite to {out} (class names in {out}.class_names.json)"
+    got = export.tflite_probabilities(out, images)
+    assert (got.argmax(axis=1) == expected.argmax(axis=1)).all()
+    numpy.testing.assert_allclose(got, expected, atol=1e-4)
+    assert json.loads(export.class_names_file(out, "tflite").read_text())["class_names"] == CLASS_NAMES
+
+
+@pytest.mark.parametrize("quantize, size_share, tolerance", [("float16", 0.55, 0.01), ("dynamic", 0.3, 0.05)])
+def test_quantised_tflite_is_smaller_and_close_to_keras(decisive, quantize, size_share, tolerance):
+    path, expected, images = decisive
+    out = export.export_model(path, "tflite", quantize=quantize)
+    assert out == path.with_name(f"model_{quantize}.tflite")  # beside the float export, never over it
+    assert out.stat().st_size < size_share * path.stat().st_size  # float16 halves the weights, dynamic makes them int8
+    numpy.testing.assert_allclose(export.tflite_probabilities(out, images), expected, atol=tolerance)
+    assert json.loads(export.class_names_file(out, "tflite").read_text())["quantize"] == quantize
+
+
+def test_quantising_anything_but_tflite_is_one_line_and_exit_2(saved, capsys):
+    assert cli.main(["export", "--model", str(saved[0]), "--quantize", "float16"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --quantize float16 is for --format tflite only"
