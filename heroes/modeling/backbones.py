@@ -154,7 +154,7 @@ def _efficientnetb0(**kwargs):
 
 
 @register_backbone(
-    "efficientnet_lite0", display_name="EfficientNet-Lite0", fine_tune_from="block5", family="mobilenet_v2", gradcam_layer=GRADCAM_LAYER,
+    "efficientnet_lite0", display_name="EfficientNet-Lite0", fine_tune_from="block6", family="mobilenet_v2", gradcam_layer=GRADCAM_LAYER,
     study_prefixes=("block7", "top_"), imagenet_loader=load_imagenet_file,
     study_note="study: the last stage (block7a), the 1x1 head convolution and the new output train; BatchNorm frozen",
     # bf16 extraction is no faster here (depthwise convolutions): 0.78x (linear_probe cut) and 1.01x (study cut) of
