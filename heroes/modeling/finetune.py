@@ -36,7 +36,7 @@ class FineTune:
     crop_area: tuple = (0.35, 1.0)  # area fraction of the random resized crop
     jitter: float = 0.2  # brightness, contrast, saturation factors in [1 - jitter, 1 + jitter]
     tta: bool = False  # average the image's and its mirror's probabilities at test time
-    train_from: str = ""  # first layer (name prefix) that trains; "" the backbone's own (EfficientNet-Lite0: block5)
+    train_from: str = ""  # first layer (name prefix) that trains; "" the backbone's own (EfficientNet-Lite0: block6)
     batchnorm: str = "frozen"  # frozen (inference mode) or train (batch statistics, moving averages updated)
     head_c: float = 1.0  # inverse L2 strength of the logistic-regression head on cached features
     precision: str = "float32"  # or mixed_bfloat16 (auto: where native); see the recipe search for the measurement
