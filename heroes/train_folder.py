@@ -5,6 +5,7 @@ import os
 import shlex
 import shutil
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas
@@ -248,7 +249,7 @@ def train_folder(request: FolderRun, out_dir, force: bool = False, progress: boo
     from heroes.data import scan
     from heroes.io import write_csv, write_json
     from heroes.modeling import backbones, build
-    from heroes.reporting import run_report
+    from heroes.reporting import run_card, run_report
 
     request.check()
     data, out = check_places(request.data_dir, out_dir, force)
@@ -270,7 +271,9 @@ def train_folder(request: FolderRun, out_dir, force: bool = False, progress: boo
         write_csv(prepared["splits"], staging / "splits.csv")
         metrics = {**metrics, "classes": list(metrics["class_names"]), "data_dir": str(data),
                    "recipe": request.recipe, "recipe_settings": dataclasses.asdict(settings),
-                   "request": dataclasses.asdict(request), "manifest_hash": scan.manifest_hash(manifest)}
+                   "request": dataclasses.asdict(request), "manifest_hash": scan.manifest_hash(manifest),
+                   "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                   "commit": run_card.git_state()["commit"]}  # the code that trained it (None outside a checkout)
         write_json(staging / "metrics.json", metrics)
         notes = [f"Recipe **{request.recipe}**; weights: {metrics['weights']}. Best epoch {metrics['best_epoch']} "
                  f"of {metrics['epochs_run']}. Split fractions {request.split}, seed {request.seed}.",

@@ -44,6 +44,7 @@ def test_fine_tune_runs_end_to_end_records_its_options_and_augments_only_trainin
     assert (settings["epochs"], settings["learning_rate"], settings["batch_size"]) == (2, 0.001, 8)
     assert (settings["label_smoothing"], settings["augment"], settings["tta"]) == (0.05, True, True)
     assert metrics["weights"] == "imagenet" and sorted(metrics["classes"]) == sorted(NAMES.values())
+    assert metrics["trained_at"].startswith("20") and "commit" in metrics  # the demo page's model card shows them
     summary = (out / "summary.md").read_text()
     assert "## Per class" in summary and "a$^$b" in summary and "exact 95% CI" in summary
     for name in ("worst-errors.png", "learning-curves.png", "confusion-matrix.png", "model.keras"):
