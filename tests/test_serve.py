@@ -105,7 +105,8 @@ def test_the_model_card_is_read_from_the_run_folder(server, trained):
     assert card["Classes"] == ", ".join(metrics["class_names"])
     assert (card["Backbone"], card["Weights"]) == (metrics["backbone"], metrics["weights"])
     assert f"(exact 95% CI {100 * low:.1f}-{100 * high:.1f}%) on {metrics['test_n']} images" in card["Test accuracy"]
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", card["Trained"])
+    assert card["Trained"] == metrics["trained_at"]  # recorded by heroes train (ISO 8601, UTC)
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", card["Trained"])
 
 
 def test_the_page_loads_nothing_from_elsewhere_and_binds_to_this_machine(server):

@@ -11,7 +11,7 @@ def probe_grid(image_paths, titles, out_png, columns: int = 5, headings=None, ti
     ``title`` above the grid. Returns ``heroes.reporting.plots.scores.Saved``."""
     from matplotlib.figure import Figure
 
-    from heroes.reporting.plots.scores import save_figure
+    from heroes.reporting.plots.scores import DPI, save_figure
 
     image_paths, titles = [str(path) for path in image_paths], [str(title) for title in titles]
     if len(image_paths) != len(titles) or not image_paths:
