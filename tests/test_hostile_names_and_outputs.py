@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas
 import pytest
 from clean_helpers import tiny_model, tree_digest
+from test_clumsy_input import assert_one_line, run
 from PIL import Image
 
 from heroes import cli
@@ -25,20 +26,6 @@ PROJECT = Path(__file__).resolve().parents[1]
 FRACTIONS = ["--train", ".6", "--val", ".2", "--test", ".2"]
 HOSTILE = {"batman": "x\x1b[2J\x1b]0;pwned\x07y", "deadpool": "new\nline", "superman": "\U0001f987"}
 ESCAPED = ["x\\x1b[2J\\x1b]0;pwned\\x07y", "new\\nline"]  # as they must print
-
-
-def run(capsys, *argv) -> tuple:
-    """(exit status, stdout, stderr) of ``heroes.cli.main`` in this process."""
-    status = cli.main([str(arg) for arg in argv])
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def assert_one_line(status, err, *words):
-    assert status == 2, err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
-    for word in words:
-        assert word in err, err
 
 
 def only_required(csv_path: Path, out: Path, columns) -> Path:
