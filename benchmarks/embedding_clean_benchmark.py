@@ -51,7 +51,7 @@ from heroes import paths
 from heroes.cleaning.embedding_flags import EmbeddingConfig
 from heroes.cleaning.truth import EXPECTED_FLAG, confusion, read_truth, recall_by_kind
 from heroes.data.scan import read_manifest
-from heroes.hardware import hardware
+from heroes.machine import describe as hardware
 from heroes.io import read_csv, write_json
 from heroes.reporting import run_card
 

@@ -18,9 +18,10 @@ os.environ.setdefault("HEROES_OFFLINE", "1")
 import keras  # noqa: E402
 import numpy  # noqa: E402
 
-from heroes import hardware  # noqa: E402
+from heroes import machine  # noqa: E402
 from heroes.io import write_json  # noqa: E402
-from heroes.modeling import build, features, surgery  # noqa: E402
+from heroes.models import build, surgery  # noqa: E402
+from heroes.training.cached import features  # noqa: E402
 
 
 def _cpu_seconds() -> float:
@@ -65,7 +66,7 @@ def measure(backbone, size, count, batch_size, rounds, weights=None, policy="stu
         "tf_cpu_allocator_use_bfc": os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", ""),
         "relative_difference": float(difference),
         "kib_per_image_float32": values * 4 / 1024, "kib_per_image_bfloat16": values * 2 / 1024,
-        "bf16_native": hardware.bf16_is_fast(), "machine": hardware.hardware(),
+        "bf16_native": machine.bf16_is_fast(), "machine": machine.describe(),
     }
 
 

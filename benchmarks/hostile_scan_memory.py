@@ -26,7 +26,7 @@ import psutil
 from PIL import Image
 
 from heroes.data.synthetic.hostile import jpeg_claiming, png_claiming
-from heroes.hardware import hardware
+from heroes.machine import describe as hardware
 
 SIDE = 7000  # 49,000,000 pixels, under the 50 Mpx limit
 PER_KIND = 5

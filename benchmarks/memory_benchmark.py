@@ -4,7 +4,7 @@
                                                      [--end-to-end] [--out FILE.json]
 
 Each run trains on small coloured images (random weights), writes its run directory into a temporary folder
-and is dropped; RSS is read after each run. ``heroes.modeling.train.train_run`` clears the Keras session first.
+and is dropped; RSS is read after each run. ``heroes.training.train.train_run`` clears the Keras session first.
 """
 
 import argparse
@@ -22,7 +22,7 @@ import psutil  # noqa: E402
 
 from heroes.config import TrainConfig  # noqa: E402
 from heroes.data.arrays import ImageSet  # noqa: E402
-from heroes.modeling.train import train_run  # noqa: E402
+from heroes.training.train import train_run  # noqa: E402
 
 
 def coloured_set(count, size, seed, class_names=("batman", "not_a_hero")) -> ImageSet:
@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--end-to-end", action="store_true", help="train the whole model instead of cached features")
     parser.add_argument("--without-release", action="store_true",
-                        help="skip heroes.modeling.train.release_optimizer_graphs, to see the leak it prevents")
+                        help="skip heroes.training.train.release_optimizer_graphs, to see the leak it prevents")
     parser.add_argument("--out", help="also write the result as JSON here")
     args = parser.parse_args()
     if args.without_release:

@@ -51,7 +51,7 @@ def _scores(labels, predicted, class_names) -> dict:
 def _heroes_run(data_dir, seed, recipe, policy, work: Path) -> dict:
     import numpy
 
-    from heroes.train_folder import FolderRun, train_folder
+    from heroes.training.folder import FolderRun, train_folder
 
     request = FolderRun(str(data_dir), recipe=recipe, policy=policy, seed=seed, cache_dir=str(work / "cache"))
     outcome = train_folder(request.check(), work / "run", progress=False)
@@ -65,7 +65,7 @@ def _heroes_run(data_dir, seed, recipe, policy, work: Path) -> dict:
 def _majority(data_dir, seed, work: Path) -> dict:
     import numpy
 
-    from heroes.train_folder import prepare
+    from heroes.training.folder import prepare
 
     sets = prepare(data_dir, seed=seed, cache_dir=work / "cache", progress=False)["sets"]
     majority = numpy.bincount(sets["train"].labels).argmax()
@@ -79,7 +79,7 @@ def keras_reference_model(class_count: int, size: int):
     training=False (its BatchNorm stays in inference mode when unfrozen), pooling, dropout 0.2, a new Dense."""
     import keras
 
-    from heroes.modeling.efficientnet_lite import build_efficientnet_lite0, load_imagenet_weights
+    from heroes.models.efficientnet_lite import build_efficientnet_lite0, load_imagenet_weights
 
     base = build_efficientnet_lite0(input_shape=(size, size, 3))
     load_imagenet_weights(base)
@@ -99,7 +99,7 @@ def _keras_reference(data_dir, seed, work: Path) -> dict:
     import keras
     import numpy
 
-    from heroes.train_folder import prepare
+    from heroes.training.folder import prepare
 
     sets = prepare(data_dir, seed=seed, cache_dir=work / "cache", progress=False)["sets"]
     keras.utils.set_random_seed(seed)
@@ -205,7 +205,7 @@ def main(argv=None) -> int:
         Path(args.out).write_text(json.dumps(job))
         return 0
 
-    from heroes import hardware
+    from heroes import machine
     from heroes.reporting import run_card
 
     runs = []
@@ -219,7 +219,7 @@ def main(argv=None) -> int:
     if any(len(paths) != 1 for paths in same.values()):
         raise SystemExit("the methods did not score the same test images: splits differ")
     result = {"data_dir": os.path.basename(os.path.normpath(args.data_dir)), "seeds": args.seeds,
-              "rows": summarise(runs, args.seeds), "machine": hardware.hardware(), "git": run_card.git_state(),
+              "rows": summarise(runs, args.seeds), "machine": machine.describe(), "git": run_card.git_state(),
               "command": " ".join([Path(sys.executable).name, *sys.argv])}
     if args.thousand:
         result["default_on_1002_drawn_images"] = _child("thousand", args.data_dir, 0)

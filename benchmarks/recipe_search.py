@@ -12,7 +12,7 @@ import numpy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-CANDIDATES = {  # one change each from the base recipe (heroes.modeling.finetune.FineTune's defaults)
+CANDIDATES = {  # one change each from the base recipe (heroes.training.finetune.FineTune's defaults)
     "base": {},
     "views4": {"views": 4},
     "lr1e-3": {"learning_rate": 1e-3},
@@ -34,10 +34,11 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="reports/benchmarks/recipe-search-dev.json")
     args = parser.parse_args(argv)
 
-    from heroes import hardware
-    from heroes.modeling import build, finetune
+    from heroes import machine
+    from heroes.models import build
+    from heroes.training import finetune
     from heroes.reporting import run_card
-    from heroes.train_folder import prepare
+    from heroes.training.folder import prepare
 
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else {"rows": []}
@@ -60,7 +61,7 @@ def main(argv=None) -> int:
                 row[f"val_accuracy{'_tta' if tta else ''}"] = float((probs.argmax(1) == val.labels).mean())
             print(json.dumps(row), flush=True)
             results["rows"] = [r for r in results["rows"] if (r["candidate"], r["seed"]) != (name, seed)] + [row]
-            results.update(machine=hardware.hardware(), git=run_card.git_state())
+            results.update(machine=machine.describe(), git=run_card.git_state())
             out.write_text(json.dumps(results, indent=1))
     return 0
 

@@ -3,7 +3,7 @@
 Counts the arithmetic of the full configuration (every image through each frozen prefix once, as the shared feature
 cache does; every training epoch of the trainable suffixes: forward + backward ~ 3x forward; VGG16's fc1 on the span
 path: X·W0, X·Xᵀ and W0 + XᵀA once per run, then only n-wide kernel rows per image), measures this machine's float32
-matmul rate and the real suffix training speed of each backbone (``heroes.modeling.train.fit_suffix``: the path,
+matmul rate and the real suffix training speed of each backbone (``heroes.training.train.fit_suffix``: the path,
 precision and XLA choice a run makes here), and prints the FLOP floor (minutes at the matmul rate: float32, and
 bf16 where the CPU has native bf16) beside the 25-minute target and beside the measured notebook times of the last
 ``make reproduce`` (``reports/metrics/reproduce.json``), if there is one.
@@ -18,9 +18,11 @@ from pathlib import Path
 
 import numpy
 
-from heroes import bench, hardware, paths
+from heroes import bench, machine, paths
 from heroes.config import SplitConfig, TrainConfig
-from heroes.modeling import span, surgery, train
+from heroes.training.cached import span
+from heroes.models import surgery
+from heroes.training import train
 from heroes.reporting import run_card
 
 TARGET_MINUTES = 25
@@ -84,7 +86,7 @@ def budget(seeds: int = 3, epochs: int = 10, image_size: int = 224, measure: boo
     script = bench.load_benchmark()
     plan, rows = workload(seeds, epochs), []
     ceiling = script.matmul_ceiling(2048, 3, "float32")["gflops"] if measure else None
-    bf16_native = hardware.bf16_is_fast()
+    bf16_native = machine.bf16_is_fast()
     # bf16 runs extraction and conv suffixes where the CPU has it natively; elsewhere it is emulated, no floor to quote
     ceiling_bf16 = script.matmul_ceiling(2048, 3, "bfloat16")["gflops"] if measure and bf16_native else None
     for name in BACKBONES:
@@ -112,7 +114,7 @@ def budget(seeds: int = 3, epochs: int = 10, image_size: int = 224, measure: boo
     total_tflop = sum(row["extraction_tflop"] + row["training_tflop"] for row in rows)
     return {
         "seeds": seeds, "epochs": epochs, "image_size": image_size, "git": run_card.git_state(),
-        "machine": hardware.hardware(),
+        "machine": machine.describe(),
         "bf16_native": bf16_native, "matmul_gflops_float32": ceiling, "matmul_gflops_bfloat16": ceiling_bf16,
         "backbones": rows, "total_tflop": round(total_tflop, 1),
         "minutes_at_matmul_rate": None if not ceiling else round(total_tflop * 1e3 / ceiling / 60, 1),

@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy  # noqa: E402
 
-from heroes import hardware, paths  # noqa: E402
+from heroes import machine, paths  # noqa: E402
 from heroes.data.synthetic import dataset  # noqa: E402
 from heroes.io import write_json  # noqa: E402
-from heroes.modeling import predict, serve  # noqa: E402
+from heroes.serving import predict, serve  # noqa: E402
 from heroes.reporting import run_card  # noqa: E402
 
 DEFAULT_OUT = paths.REPORTS / "benchmarks" / "serve-latency.json"
@@ -88,7 +88,7 @@ def main() -> None:
     result = {
         "benchmark": "serve_latency", "date": time.strftime("%Y-%m-%d"), "model": paths.portable(args.model),
         "backbone": card["Backbone"], "image_size": server.demo.size, "upload_size": args.upload_size,
-        **result, "git": git, "machine": hardware.hardware(),
+        **result, "git": git, "machine": machine.describe(),
     }
     write_json(args.out, result)
     latency = result["latency_ms"]

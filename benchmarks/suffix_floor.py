@@ -2,14 +2,14 @@
 
     python benchmarks/suffix_floor.py [--steps 75] [--out reports/benchmarks/suffix-floor.json]
 
-The span path (``heroes.modeling.span``) leaves fc2 (4,096 x 4,096) as the cost of each step: its exact SGD-momentum
+The span path (``heroes.training.cached.span``) leaves fc2 (4,096 x 4,096) as the cost of each step: its exact SGD-momentum
 update reads and writes 16.8 M weights, their gradient and their momentum, and its two matmuls read the weights twice
 more, at batch 16. This benchmark times, in plain TensorFlow with no Keras bookkeeping, (1) the machine's memory
 bandwidth (a numpy copy), (2) each part of fc2's step, with and without XLA, (3) one whole span-path step (fc1 in the
 span, fc2 dense, output) and (4) the alternative of training fc2 in the span of each epoch's fc1 activations, exact
 with the momentum carried from earlier epochs as a closed-form term: fewer dense writes, as many dense reads. With
 ``reports/benchmarks/latest.json`` beside it, it also prints the seconds per epoch the 15x target leaves for training.
-Last, (5) the span path itself, through ``heroes``, in two fresh processes: malloc tuned (``heroes.allocator``) and not.
+Last, (5) the span path itself, through ``heroes``, in two fresh processes: malloc tuned (``heroes.machine``) and not.
 The step functions are hand-written on purpose: they are what is being measured, the least work an exact step does.
 """
 
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy  # noqa: E402
 
-from heroes import hardware, paths  # noqa: E402
+from heroes import machine, paths  # noqa: E402
 from heroes.io import write_json  # noqa: E402
 from heroes.reporting import run_card  # noqa: E402
 
@@ -164,7 +164,7 @@ def span_epochs_child(epochs: int) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import train_benchmark
 
-    from heroes import allocator
+    from heroes import machine
     from heroes.config import TrainConfig
 
     settings = train_benchmark.Settings()
@@ -173,7 +173,7 @@ def span_epochs_child(epochs: int) -> dict:
     before = resource.getrusage(resource.RUSAGE_SELF)
     run = train_benchmark._suffix_path_run(config, train_benchmark._suffix_problem(settings, 7 * 7 * 512))
     after = resource.getrusage(resource.RUSAGE_SELF)
-    return {"malloc": allocator.malloc_state(), "xla": run["xla"], "epoch_seconds": run["epoch_seconds"],
+    return {"malloc": machine.malloc_state(), "xla": run["xla"], "epoch_seconds": run["epoch_seconds"],
             "system_cpu_s": round(after.ru_stime - before.ru_stime, 2), "minor_page_faults": after.ru_minflt
             - before.ru_minflt}
 
@@ -183,10 +183,10 @@ def allocator_effect(epochs: int) -> dict:
     import os
     import subprocess
 
-    from heroes import allocator
+    from heroes import machine
 
     runs = {}
-    for name, extra in (("tuned", {}), ("default", {allocator.OPT_OUT: "default"})):
+    for name, extra in (("tuned", {}), ("default", {machine.OPT_OUT: "default"})):
         done = subprocess.run([sys.executable, __file__, "--child-epochs", str(epochs)], capture_output=True,
                               text=True, check=True, env={**os.environ, "HEROES_OFFLINE": "1", **extra})
         runs[name] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -222,7 +222,7 @@ def main(argv=None) -> dict:
     result = {
         "benchmark": "suffix_floor", "date": time.strftime("%Y-%m-%d"), "git": run_card.git_state(),
         "command": "python benchmarks/suffix_floor.py" + "".join(f" {arg}" for arg in (argv or sys.argv[1:])),
-        "hardware": hardware.hardware(), "batch_size": BATCH, "steps": args.steps,
+        "hardware": machine.describe(), "batch_size": BATCH, "steps": args.steps,
         "memory_bandwidth_gb_s": memory_bandwidth(), "fc2_ms_per_step": parts,
         "fc2_floor_s_per_epoch": round(sum(fastest.values()) * (ROWS // BATCH) / 1000, 2),
         "whole_step_s_per_epoch_xla": whole_steps(args.steps),

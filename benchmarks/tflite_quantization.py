@@ -18,11 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy  # noqa: E402
 
-from heroes import hardware, paths  # noqa: E402
+from heroes import machine, paths  # noqa: E402
 from heroes.data.decode import decode_image, fit_and_crop  # noqa: E402
 from heroes.data.synthetic import dataset  # noqa: E402
 from heroes.io import write_json  # noqa: E402
-from heroes.modeling import export, predict  # noqa: E402
+from heroes.serving import export, predict  # noqa: E402
 from heroes.reporting import run_card  # noqa: E402
 
 DEFAULT_OUT = paths.REPORTS / "benchmarks" / "tflite-quantization.json"
@@ -62,7 +62,7 @@ def main() -> None:
                               "megabytes": round(out.stat().st_size / 1e6, 2)}
     result = {"benchmark": "tflite_quantization", "date": time.strftime("%Y-%m-%d"),
               "model": paths.portable(args.model), "images": len(labels), "image_size": predict.input_size(model),
-              "rows": rows, "git": git, "machine": hardware.hardware()}
+              "rows": rows, "git": git, "machine": machine.describe()}
     write_json(args.out, result)
     for name, row in rows.items():
         print(f"{name:8} accuracy {100 * row['accuracy']:.2f}%  top-1 as Keras {100 * row['top1_same_as_keras']:.2f}%  "

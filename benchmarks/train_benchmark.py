@@ -13,12 +13,12 @@ same to run as ImageNet ones):
 
 1. **naive** -- ``model.fit`` on the whole model, float32, frozen base inside: the frozen stack runs for every
    training and validation image in every epoch. For the backbones in ``measured_naive`` (VGG16 by default) every
-   epoch really trains (``heroes.modeling.train.train_run(use_cache=False)``) and the test accuracy is measured;
+   epoch really trains (``heroes.training.train.train_run(use_cache=False)``) and the test accuracy is measured;
    the others are timed for ``naive_epochs`` epochs (optionally only ``naive_batches`` training batches of each) and
    extrapolated to ``epochs``, with no test accuracy (never estimated).
-2. **cached float32** and 3. **cached bf16** -- ``heroes.modeling.train.train_run`` with the frozen-feature cache in a
+2. **cached float32** and 3. **cached bf16** -- ``heroes.training.train.train_run`` with the frozen-feature cache in a
    fresh temporary folder: the frozen prefix runs once per image, then only the trainable suffix trains, VGG16's
-   fc1 on the span path (``heroes.modeling.span``), a convolutional suffix of the bf16 row in mixed bf16 where the
+   fc1 on the span path (``heroes.training.cached.span``), a convolutional suffix of the bf16 row in mixed bf16 where the
    CPU has native bf16. Each records the seconds of every step of the run (build, extraction, fit, test, writing).
 
 Before them, **VGG16's suffix alone** (fc1, fc2, output on ``suffix_rows`` random features at the study's shape,
@@ -56,15 +56,17 @@ import keras  # noqa: E402
 import numpy  # noqa: E402
 import psutil  # noqa: E402
 
-from heroes import allocator, hardware, paths  # noqa: E402
+from heroes import machine, paths  # noqa: E402
 from heroes.config import TrainConfig  # noqa: E402
 from heroes.data import arrays, augment, scan, split  # noqa: E402
 from heroes.data.synthetic import dataset  # noqa: E402
 from heroes.errors import UserError  # noqa: E402
 from heroes.io import write_json  # noqa: E402
-from heroes.modeling import features, surgery, train  # noqa: E402
-from heroes.modeling.backbones import get_backbone  # noqa: E402
-from heroes.modeling.callbacks import BestWeights  # noqa: E402
+from heroes.models import surgery  # noqa: E402
+from heroes.training import train  # noqa: E402
+from heroes.training.cached import features  # noqa: E402
+from heroes.models.backbones import get_backbone  # noqa: E402
+from heroes.training.callbacks import BestWeights  # noqa: E402
 from heroes.reporting import run_card  # noqa: E402
 
 DEFAULT_OUT = paths.REPORTS / "benchmarks" / "latest.json"
@@ -116,17 +118,17 @@ def machine_info() -> dict:
     """CPU model, cores, the vector/matrix extensions that decide bf16 speed, memory and library versions."""
     import tensorflow
 
-    flags = hardware.cpu_flags()
+    flags = machine.cpu_flags()
     return {
-        "cpu": hardware.cpu_name(), "cpu_family": hardware.cpuinfo_field("cpu family"),
-        "cpu_model_number": hardware.cpuinfo_field("model"), "logical_cores": os.cpu_count(),
-        "cpu_flags": {flag: flag in flags for flag in hardware.REPORTED_FLAGS},
-        "bf16_native": hardware.bf16_is_fast(), "gpus": len(tensorflow.config.list_physical_devices("GPU")),
+        "cpu": machine.cpu_name(), "cpu_family": machine.cpuinfo_field("cpu family"),
+        "cpu_model_number": machine.cpuinfo_field("model"), "logical_cores": os.cpu_count(),
+        "cpu_flags": {flag: flag in flags for flag in machine.REPORTED_FLAGS},
+        "bf16_native": machine.bf16_is_fast(), "gpus": len(tensorflow.config.list_physical_devices("GPU")),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "tensorflow": tensorflow.__version__, "keras": keras.__version__, "python": platform.python_version(),
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
         "tf_cpu_allocator_use_bfc": os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", ""),
-        "malloc": allocator.malloc_state(),
+        "malloc": machine.malloc_state(),
         "intra_op_threads": tensorflow.config.threading.get_intra_op_parallelism_threads() or "default (all cores)",
     }
 
@@ -693,7 +695,7 @@ def _notes(settings: Settings) -> list:
             + f" and EXTRAPOLATED to {settings.epochs} epochs; test accuracy not measured"] if timed else []))
     return [
         naive,
-        "cached rows: one heroes.modeling.train.train_run each, feature cache in a fresh temporary folder per row "
+        "cached rows: one heroes.training.train.train_run each, feature cache in a fresh temporary folder per row "
         "(nothing reused; a bf16 row also extracts float32 test features: the float32 model is what it scores)",
         "weights=None (random): same FLOPs as ImageNet weights; accuracies are on the synthetic data set",
         "shared machine: wall times depend on the other processes; CPU seconds and the 1-minute load average are "

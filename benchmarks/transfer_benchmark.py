@@ -15,13 +15,13 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from heroes import hardware, paths
+from heroes import machine, paths
 from heroes.config import TrainConfig
 from heroes.data import arrays, scan, split
 from heroes.data.synthetic import dataset
 from heroes.evaluation.stats import clopper_pearson
 from heroes.io import write_json
-from heroes.modeling import train
+from heroes.training import train
 from heroes.reporting import run_card
 
 RUNS = (("imagenet", "linear_probe"), ("imagenet", "study"), (None, "linear_probe"), (None, "study"))
@@ -66,7 +66,7 @@ def run(per_class: int, size: int, epochs: int, out: Path) -> dict:
                   f"[{100 * low:.1f}, {100 * high:.1f}] (n={row['test_n']}), train {row['train_time_s']:.0f} s, "
                   f"extraction {extraction:.0f} s", flush=True)
     record = {"benchmark": "transfer-efficientnet-lite0", "created": datetime.now(timezone.utc).isoformat(),
-              "commit": commit, "machine": hardware.hardware(), "command": " ".join(sys.argv),
+              "commit": commit, "machine": machine.describe(), "command": " ".join(sys.argv),
               "data": f"embedded synthetic dataset, {per_class} per class at {size} px, no injected defects, "
                       "split 80/10/10 per class (the study's 200/25/25 at 250 per class)",
               "config": {"epochs": epochs, "optimizer": "SGD lr 0.001 momentum 0.9", "batch_size": 16, "seed": 0},

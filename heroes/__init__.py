@@ -9,7 +9,7 @@ The Python API, in three lines (each function raises ``heroes.errors.UserError``
 ``heroes.load_run(path)`` opens a finished run again; ``heroes.scan(folder)`` and ``heroes.clean(manifest)`` are the
 data steps alone; ``heroes.review(flags, manifest)`` shows the flagged pictures in Jupyter to keep, drop or
 relabel with a click. Importing heroes changes nothing global: TensorFlow's process settings are made when training
-or the CLI starts (``heroes.allocator.prepare_process``).
+or the CLI starts (``heroes.machine.prepare_process``).
 """
 
 __version__ = "0.1.0"
@@ -18,11 +18,11 @@ __version__ = "0.1.0"
 def train(data_dir, out, *, force: bool = False, progress: bool = True, lr=None, **options):
     """Train on a folder of class folders (as ``python -m heroes train``) and return the finished ``Run``.
 
-    ``options`` are those of ``heroes.train_folder.FolderRun``: recipe, backbone, policy, weights, epochs,
+    ``options`` are those of ``heroes.training.folder.FolderRun``: recipe, backbone, policy, weights, epochs,
     image_size, seed, split, learning_rate (or ``lr``), batch_size, label_smoothing, augment, tta, cache_dir.
     """
-    from heroes.modeling.trained import Run
-    from heroes.train_folder import FolderRun, train_folder
+    from heroes.serving.trained import Run
+    from heroes.training.folder import FolderRun, train_folder
 
     if lr is not None:
         options["learning_rate"] = lr
@@ -32,7 +32,7 @@ def train(data_dir, out, *, force: bool = False, progress: bool = True, lr=None,
 
 def load_run(run_dir):
     """A finished run folder (what ``train`` wrote) as a ``Run``."""
-    from heroes.modeling.trained import Run
+    from heroes.serving.trained import Run
 
     return Run(run_dir)
 

@@ -10,7 +10,7 @@ import sys
 from heroes import __version__, paths, progress
 from heroes.errors import UserError
 
-# The registry's names (heroes.modeling.backbones.list_backbones; a test keeps them equal), spelt out here because
+# The registry's names (heroes.models.backbones.list_backbones; a test keeps them equal), spelt out here because
 # the registry imports Keras and `--help` should not wait for TensorFlow.
 BACKBONES = ("efficientnet_lite0", "efficientnetb0", "mobilenetv2", "resnet50", "resnet50v2", "vgg16", "vgg19")
 
@@ -155,14 +155,14 @@ def _leakage(args) -> int:
 
 
 def _predict(args) -> int:
-    from heroes.modeling import predict
+    from heroes.serving import predict
 
     return predict.run(args.inputs, args.model, top_k=args.top_k, as_json=args.json, batch_size=args.batch_size,
                        progress=False if args.quiet else None)  # None: a bar when stderr is a terminal
 
 
 def _export(args) -> int:
-    from heroes.modeling import export
+    from heroes.serving import export
 
     out = export.export_model(args.model, args.format, args.out, quantize=args.quantize)
     print(export.describe_export(out, args.format, args.quantize))
@@ -170,7 +170,7 @@ def _export(args) -> int:
 
 
 def _serve(args) -> int:
-    from heroes.modeling import serve
+    from heroes.serving import serve
 
     return serve.run(args.model, host=args.host, port=args.port)
 
@@ -185,22 +185,22 @@ def _bench(args) -> int:
 
 
 def _train(args) -> int:
-    from heroes import train_folder
+    from heroes.training import folder
 
-    request = train_folder.FolderRun(
+    request = folder.FolderRun(
         args.data_dir, recipe=args.recipe, backbone=args.backbone, policy=args.policy, weights=args.weights,
-        epochs=args.epochs, image_size=args.image_size, seed=args.seed, split=train_folder.parse_split(args.split),
+        epochs=args.epochs, image_size=args.image_size, seed=args.seed, split=folder.parse_split(args.split),
         learning_rate=args.lr, batch_size=args.batch_size, label_smoothing=args.label_smoothing,
         augment=args.augment, tta=args.tta, cache_dir=args.cache_dir,
     ).check()  # every number in range before any data is read
-    print(train_folder.describe(train_folder.train_folder(request, args.out, force=args.force)))
+    print(folder.describe(folder.train_folder(request, args.out, force=args.force)))
     return 0
 
 
 def _reproduce(args) -> int:
-    from heroes import pipeline
+    from heroes.reporting import reproduce
 
-    return pipeline.reproduce(seeds=args.seeds, size=args.image_size, per_class=args.per_class, epochs=args.epochs)
+    return reproduce.reproduce(seeds=args.seeds, size=args.image_size, per_class=args.per_class, epochs=args.epochs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -334,9 +334,9 @@ def main(argv=None) -> int:
                 os.environ.update(HEROES_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="0")
             if args.quiet:  # read by every progress bar, here and in notebook kernels
                 os.environ[progress.QUIET_ENV] = "1"
-            from heroes import allocator
+            from heroes import machine
 
-            allocator.prepare_process()  # TensorFlow's process settings, before any handler imports it
+            machine.prepare_process()  # TensorFlow's process settings, before any handler imports it
             status = args.handler(args)
             sys.stdout.flush()  # a reader that went away shows here, not in the interpreter's last flush
             return status

@@ -41,9 +41,9 @@ def native_stderr_silenced():
 def import_tensorflow_quietly() -> None:
     """Import TensorFlow, find its devices and run one op with the start-up noise hidden; Python-side INFO and
     WARNING logs (retracing notices) off unless verbose. Errors still raise and show."""
-    from heroes import allocator
+    from heroes import machine
 
-    allocator.prepare_process()  # the training entry: before TensorFlow's first allocation
+    machine.prepare_process()  # the training entry: before TensorFlow's first allocation
     if "tensorflow" in sys.modules:
         return
     with native_stderr_silenced():

@@ -48,7 +48,7 @@ def tiny_model(path: Path, class_names) -> Path:
     """A softmax classifier of 8 px RGB images into ``class_names``, saved at ``path`` in a second or two."""
     import keras
 
-    from heroes.modeling import saving
+    from heroes.models import saving
 
     inputs = keras.Input((8, 8, 3))
     outputs = keras.layers.Dense(len(class_names), activation="softmax")(keras.layers.Flatten()(inputs))

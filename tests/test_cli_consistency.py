@@ -57,7 +57,7 @@ def test_synth_draws_at_the_old_spelling_size(tmp_path, capsys):
 
 
 def test_reproduce_range_errors_name_the_new_spelling(capsys, monkeypatch):
-    from heroes import pipeline
+    from heroes.reporting import reproduce as pipeline
 
     monkeypatch.setattr(pipeline, "run_notebooks", lambda *args, **kwargs: pytest.fail("a notebook ran"))
     assert cli.main(["reproduce", "--size", "31"]) == 2
@@ -126,7 +126,7 @@ BARS = {  # command: the function that draws its bar, and a command line that re
     "synth": ("heroes.data.synthetic.dataset.write_dataset", ["synth", "--out", "{tmp}/drawn"]),
     "clean": ("heroes.cleaning.flags.run", ["clean", "m.csv", "--out", "f.csv"]),
     "leakage": ("heroes.cleaning.leakage.find_leaks", ["leakage", "s.csv"]),
-    "predict": ("heroes.modeling.predict.run", ["predict", "x.jpg", "--model", "m"]),
+    "predict": ("heroes.serving.predict.run", ["predict", "x.jpg", "--model", "m"]),
 }
 
 

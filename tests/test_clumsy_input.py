@@ -21,7 +21,7 @@ from heroes.data.synthetic import dataset
 from heroes.data.synthetic.hostile import jpeg_claiming, png_claiming
 from heroes.errors import UserError
 from heroes.io import atomic_path, check_output_path, from_spreadsheet, spreadsheet_safe, write_csv
-from heroes.modeling import export, predict
+from heroes.serving import export, predict
 
 PROJECT = Path(__file__).resolve().parents[1]
 FORMULA_CLASSES = ('=HYPERLINK("evil.example";"click")', "+SUM(1+1)")
@@ -319,7 +319,7 @@ def tiny_model(tmp_path_factory):
     """A square-RGB-input classifier small enough to save and load in a second or two."""
     import keras
 
-    from heroes.modeling import saving
+    from heroes.models import saving
 
     folder = tmp_path_factory.mktemp("tiny")
     inputs = keras.Input((8, 8, 3))

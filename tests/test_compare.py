@@ -15,8 +15,10 @@ from heroes.config import TrainConfig
 from heroes.errors import UserError
 from heroes.evaluation import costs, explain, grid, stats
 from heroes.evaluation.predictions import load_predictions
-from heroes.modeling import backbones, build, features, runs, surgery, train
-from heroes.modeling.weights import WeightsChoice
+from heroes.models import backbones, build, surgery
+from heroes.training.cached import features
+from heroes.training import runs, train
+from heroes.models.weights import WeightsChoice
 from heroes.reporting import tables, verdicts
 
 # lr 0.01 so one epoch moves the head; weights=None is what "auto" falls back to offline.

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from heroes.config import TrainConfig
-from heroes.modeling import strategy
-from heroes.modeling.shards import parse_shard, shard_of
+from heroes.training import strategy
+from heroes.training.shards import parse_shard, shard_of
 
 TESTS = Path(__file__).resolve().parent
 
@@ -24,9 +24,9 @@ import tensorflow
 cpu = tensorflow.config.list_physical_devices("CPU")[0]
 tensorflow.config.set_logical_device_configuration(cpu, [tensorflow.config.LogicalDeviceConfiguration()] * 2)
 sys.path.insert(0, sys.argv[1])
-from heroes.modeling import runs, shards
+from heroes.training import runs, shards
 from heroes.config import TrainConfig
-from heroes.modeling.train import train_run
+from heroes.training.train import train_run
 from test_features import coloured_set
 
 classes = ("batman", "not_a_hero")

@@ -15,8 +15,8 @@ import skimage.data
 from PIL import Image
 
 from heroes.errors import UserError
-from heroes.modeling import efficientnet_lite
-from heroes.modeling.efficientnet_lite import (
+from heroes.models import efficientnet_lite
+from heroes.models.efficientnet_lite import (
     DEFAULT_PREPROCESSING,
     GRADCAM_LAYER,
     IMAGENET_SHA256,
@@ -27,7 +27,7 @@ from heroes.modeling.efficientnet_lite import (
     load_imagenet_weights,
     preprocess_lite,
 )
-from heroes.modeling.torch_state_dict import MAGIC_NUMBER, PROTOCOL_VERSION, read_state_dict
+from heroes.models.torch_state_dict import MAGIC_NUMBER, PROTOCOL_VERSION, read_state_dict
 
 TABBY_TIGER_EGYPTIAN_CAT = {281, 282, 285}
 ESPRESSO_CUP = {967, 968}
@@ -263,11 +263,11 @@ def test_photos_get_their_imagenet_class(model):
     assert top1[1] in ESPRESSO_CUP, probabilities[1].max()
 
 
-# ---- the registered backbone: ImageNet offline through heroes.modeling.build, preprocessing inside the model
+# ---- the registered backbone: ImageNet offline through heroes.models.build, preprocessing inside the model
 
 
 def test_registered_backbone_with_imagenet_weights_computes_the_reference_features(model):
-    from heroes.modeling import build
+    from heroes.models import build
 
     transfer = build.build_model("efficientnet_lite0", 6, 224, weights="imagenet", policy="study")
     images = numpy.stack([photo(skimage.data.chelsea()), photo(skimage.data.coffee())])
@@ -278,7 +278,7 @@ def test_registered_backbone_with_imagenet_weights_computes_the_reference_featur
 
 
 def test_study_policy_trains_the_last_stage_head_conv_and_new_output():
-    from heroes.modeling import build
+    from heroes.models import build
 
     transfer = build.build_model("efficientnet_lite0", 3, 96, weights=None, policy="study")
     trainable = [layer.name for layer in transfer.layers if layer.trainable_weights]
@@ -287,7 +287,7 @@ def test_study_policy_trains_the_last_stage_head_conv_and_new_output():
 
 
 def test_imagenet_without_the_package_is_one_line_and_auto_falls_back(monkeypatch):
-    from heroes.modeling import weights
+    from heroes.models import weights
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
@@ -300,7 +300,7 @@ def test_imagenet_without_the_package_is_one_line_and_auto_falls_back(monkeypatc
 
 
 def test_imagenet_resolves_offline_without_a_download(monkeypatch):
-    from heroes.modeling import weights
+    from heroes.models import weights
 
     monkeypatch.setattr(weights.urllib.request, "urlopen", lambda *a, **k: pytest.fail("tried the network"))
     choice = weights.resolve_weights("efficientnet_lite0", "auto")
@@ -313,7 +313,8 @@ def test_imagenet_resolves_offline_without_a_download(monkeypatch):
 def test_pretrained_model_exports_a_savedmodel_that_predicts_like_keras(tmp_path):
     import tensorflow
 
-    from heroes.modeling import build, export, saving
+    from heroes.models import build, saving
+    from heroes.serving import export
 
     keras.utils.set_random_seed(0)
     transfer = build.build_model("efficientnet_lite0", 3, 64, weights="imagenet", policy="study")
@@ -326,7 +327,8 @@ def test_pretrained_model_exports_a_savedmodel_that_predicts_like_keras(tmp_path
 
 
 def test_bf16_extraction_of_the_pretrained_prefix_stays_close_to_float32():
-    from heroes.modeling import build, features, surgery
+    from heroes.models import build, surgery
+    from heroes.training.cached import features
 
     transfer = build.build_model("efficientnet_lite0", 3, 96, weights="imagenet", policy="linear_probe")
     prefix, _ = surgery.split_at_first_trainable(transfer)

@@ -9,7 +9,7 @@ from PIL import Image
 
 from heroes.errors import UserError
 from heroes.evaluation import explain, predictions
-from heroes.modeling import backbones, build, saving, surgery
+from heroes.models import backbones, build, saving, surgery
 from heroes.reporting.plots import gradcam
 
 SIZE = 64  # 2 x 2 feature maps at the last stage of every backbone: the smallest size with any spatial layout

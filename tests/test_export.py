@@ -9,7 +9,8 @@ import numpy
 import pytest
 
 from heroes import cli
-from heroes.modeling import build, export, saving
+from heroes.models import build, saving
+from heroes.serving import export
 
 CLASS_NAMES = ["batman", "not_a_hero", "superman"]
 

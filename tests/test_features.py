@@ -8,7 +8,8 @@ import pytest
 
 from heroes.data import augment
 from heroes.data.arrays import ImageSet
-from heroes.modeling import build, features, surgery
+from heroes.models import build, surgery
+from heroes.training.cached import features
 
 
 def coloured_set(count, size, seed, class_names=("batman", "not_a_hero")) -> ImageSet:
@@ -89,8 +90,8 @@ def test_unknown_feature_dtype_is_a_clear_error():
 
 
 def test_auto_extracts_in_bf16_only_where_native_and_the_backbone_gains(monkeypatch):
-    from heroes.modeling import train
-    from heroes.modeling.backbones import get_backbone
+    from heroes.training import train
+    from heroes.models.backbones import get_backbone
 
     assert get_backbone("vgg16").bf16_features and not get_backbone("efficientnet_lite0").bf16_features
     for native in (True, False):

@@ -8,9 +8,10 @@ import numpy
 import pandas
 import pytest
 
-from heroes import cli, train_folder
+from heroes import cli
+from heroes.training import folder as train_folder
 from heroes.data import augment
-from heroes.modeling import backbones
+from heroes.models import backbones
 from tests.test_own_photographs import draw_named
 
 NAMES = {"batman": "Batman", "not_a_hero": "Not a hero", "superman": "a$^$b"}  # a TeX-looking folder name too
@@ -136,7 +137,7 @@ def test_the_head_of_two_classes_is_the_same_logistic_model(tmp_path):
     import keras
     from sklearn.linear_model import LogisticRegression
 
-    from heroes.modeling import finetune
+    from heroes.training import finetune
 
     rng = numpy.random.default_rng(0)
     features = rng.normal(size=(40, 5)).astype("float32")
@@ -154,7 +155,8 @@ def test_the_head_of_two_classes_is_the_same_logistic_model(tmp_path):
 def test_every_backbone_names_where_fine_tuning_starts(name):
     import keras
 
-    from heroes.modeling import build, finetune
+    from heroes.models import build
+    from heroes.training import finetune
 
     spec = backbones.get_backbone(name)
     model = build.build_model(name, 3, spec.min_size, weights=None, policy="linear_probe")

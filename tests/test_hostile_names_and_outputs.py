@@ -20,7 +20,7 @@ from heroes import cli
 from heroes.data import scan
 from heroes.data.split import make_splits
 from heroes.data.synthetic import dataset
-from heroes.modeling import predict
+from heroes.serving import predict
 
 PROJECT = Path(__file__).resolve().parents[1]
 FRACTIONS = ["--train", ".6", "--val", ".2", "--test", ".2"]

@@ -10,7 +10,7 @@ from PIL import Image
 
 from heroes import cli
 from heroes.errors import UserError, short_error
-from heroes.modeling import saving
+from heroes.models import saving
 
 CLASSES = ["Batman", "Not a hero", "Superman"]
 

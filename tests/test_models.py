@@ -8,7 +8,7 @@ import pytest
 import tensorflow
 
 from heroes.errors import UserError
-from heroes.modeling import backbones, build, saving, surgery
+from heroes.models import backbones, build, saving, surgery
 
 SIZE = 32  # the minimum every registered backbone accepts: keeps the whole file quick on two cores
 

@@ -38,7 +38,7 @@ def writers():
     """Each way a command writes a file: CSV, JSON and a Keras model, all through ``atomic_path``."""
     import keras
 
-    from heroes.modeling import saving
+    from heroes.models import saving
 
     inputs = keras.Input((8, 8, 3))
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inputs)))

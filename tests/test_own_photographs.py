@@ -6,7 +6,8 @@ from pathlib import Path
 import pandas
 import pytest
 
-from heroes import cli, pipeline
+from heroes import cli
+from heroes.reporting import reproduce as pipeline
 from heroes.data import scan, sources, split
 from heroes.data.synthetic import dataset
 

@@ -3,7 +3,8 @@
 import pandas
 import pytest
 
-from heroes import cli, pipeline
+from heroes import cli
+from heroes.reporting import reproduce as pipeline
 from heroes.cleaning import report
 from heroes.errors import UserError
 

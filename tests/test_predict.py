@@ -12,8 +12,9 @@ from heroes.config import TrainConfig
 from heroes.data import arrays, scan, split
 from heroes.data.decode import decode_image
 from heroes.data.synthetic import dataset
-from heroes.modeling import predict, runs
-from heroes.modeling.train import train_run
+from heroes.serving import predict
+from heroes.training import runs
+from heroes.training.train import train_run
 
 # MobileNetV2 at 32 px: a real registered backbone whose run directory is 9 MB (VGG16's is 130 MB).
 CONFIG = TrainConfig(backbone="mobilenetv2", image_size=32, weights=None, epochs=2, batch_size=8, learning_rate=0.01)
@@ -135,7 +136,7 @@ def test_a_missing_or_broken_model_is_one_line_and_exit_2(trained, tmp_path, cap
 
 
 def test_a_model_that_does_not_take_images_is_refused(trained, tmp_path):
-    from heroes.modeling import saving, surgery
+    from heroes.models import saving, surgery
 
     result, _ = trained
     _, suffix = surgery.split_at_first_trainable(result.model)  # takes features, not images

@@ -160,7 +160,7 @@ def test_markdown_table_escapes_pipes():
 
 
 def test_reproduce_timings_round_trip_into_the_run_card(reports_dir):
-    from heroes import pipeline
+    from heroes.reporting import reproduce as pipeline
 
     timings = [{"name": "01-data-cleaning", "seconds": 90.0, "cpu_seconds": 150.0, "load_average": [1.0, 1.1]}]
     path = pipeline.write_timings(timings, 95.0, {"seeds": [0]}, reports_dir)

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import numpy
 
-from heroes.modeling import predict, saving
+from heroes.serving import predict
+from heroes.models import saving
 
 DATA = Path(__file__).parent / "data"
 

@@ -16,7 +16,7 @@ from test_decode import png_header
 from heroes import cli, paths
 from heroes.data.synthetic import dataset
 from heroes.evaluation.stats import clopper_pearson
-from heroes.modeling import predict, serve
+from heroes.serving import predict, serve
 
 SCREENSHOT = paths.FIGURES / "demo-page.png"  # for a person to look at after `make test` (git-ignored)
 

@@ -8,8 +8,9 @@ import numpy
 import pytest
 from test_train import SMALL, probabilities, small_sets
 
-from heroes.modeling import build, precision, saving, span, surgery
-from heroes.modeling.train import train_run
+from heroes.models import build, saving, surgery
+from heroes.training.cached import precision, span
+from heroes.training.train import train_run
 
 
 def capture_spans(monkeypatch) -> list:
@@ -121,8 +122,8 @@ def test_mixed_bf16_suffix_trains_float32_master_weights_and_saves_a_float32_mod
 
 
 def test_xla_trains_dense_suffixes_everywhere_but_convolutional_ones_only_without_avx512(vgg_suffix, monkeypatch):
-    from heroes import hardware
-    from heroes.modeling import train
+    from heroes import machine
+    from heroes.training import train
 
     keras.utils.set_random_seed(0)
     conv_suffix = surgery.split_at_first_trainable(build.build_model("resnet50", 2, 32, weights=None))[1]

@@ -14,7 +14,7 @@ from scipy import stats as scipy_stats
 from heroes.errors import UserError
 from heroes.evaluation import overfitting, pooled, stats
 from heroes.evaluation.predictions import load_predictions
-from heroes.modeling.train_evaluation import TrainSetEvaluation
+from heroes.training.train_evaluation import TrainSetEvaluation
 from heroes.reporting import run_card, verdicts
 
 CLASSES = ("batman", "not_a_hero")

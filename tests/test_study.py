@@ -12,9 +12,11 @@ from heroes.data import sources, split
 from heroes.data.arrays import ImageSet
 from heroes.errors import UserError
 from heroes.evaluation import stats
-from heroes.modeling import backbones, predict, runs
-from heroes.modeling.runs import RunResult
-from heroes.modeling.weights import RANDOM_UNAVAILABLE, WeightsChoice
+from heroes.models import backbones
+from heroes.serving import predict
+from heroes.training import runs
+from heroes.training.runs import RunResult
+from heroes.models.weights import RANDOM_UNAVAILABLE, WeightsChoice
 from heroes.reporting import tables, verdicts
 from heroes.reporting.plots.probes import probe_grid
 
@@ -179,7 +181,7 @@ def test_probe_grid_writes_a_png(tmp_path):
 
 
 def fake_result(tmp_path, correct):
-    """A RunResult of 50 test images, ``correct`` of them right, as heroes.modeling.train writes it."""
+    """A RunResult of 50 test images, ``correct`` of them right, as heroes.training.train writes it."""
     class_names = ("batman", "not_a_hero")
     labels = numpy.arange(50) % 2
     predicted = numpy.where(numpy.arange(50) < correct, labels, 1 - labels)

@@ -12,7 +12,7 @@ import numpy
 import pytest
 
 from heroes.errors import UserError
-from heroes.modeling import backbones, build, weights
+from heroes.models import backbones, build, weights
 
 SIZE = 32
 

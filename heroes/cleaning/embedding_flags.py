@@ -32,8 +32,8 @@ class EmbeddingConfig:
 
 def imagenet_choice(backbone: str, size=None):
     """The backbone's ImageNet weights, or ``UserError``: random weights give embeddings that mean nothing."""
-    from heroes.modeling.backbones import get_backbone
-    from heroes.modeling.build import choose_weights
+    from heroes.models.backbones import get_backbone
+    from heroes.models.build import choose_weights
 
     get_backbone(backbone)  # an unknown name is its own error, listing the known ones
     reason = "it resolves to random weights"
@@ -50,7 +50,7 @@ def imagenet_choice(backbone: str, size=None):
 
 def embedding_model(backbone: str, size=None):
     """Raw 0-255 RGB in, the pooled ImageNet embedding out (``avg_pool``, 1280-d for Lite0); refuses random weights."""
-    from heroes.modeling.build import pooled_features_model
+    from heroes.models.build import pooled_features_model
 
     return pooled_features_model(backbone, size, imagenet_choice(backbone, size))
 
@@ -58,7 +58,7 @@ def embedding_model(backbone: str, size=None):
 def embed(paths, backbone: str, size=None, batch_size=32, progress=True) -> numpy.ndarray:
     """(n, d) float32 pooled features of the images at ``paths``, decoded by content and centre-cropped."""
     from heroes.data.decode import DecodeError, decode_image, fit_and_crop
-    from heroes.modeling.backbones import get_backbone
+    from heroes.models.backbones import get_backbone
     from heroes.progress import bar
 
     size = size or get_backbone(backbone).default_size

@@ -1,6 +1,6 @@
 """Baselines on the networks' own split: majority class, logistic regression on colour thumbnails, a linear probe.
 
-Each returns a predictions frame (``heroes.modeling.runs.predictions_frame``: path, sha256, label, predicted,
+Each returns a predictions frame (``heroes.training.runs.predictions_frame``: path, sha256, label, predicted,
 correct, prob_<class>...) for the test set, so ``load_predictions`` and every metric, CI and paired test apply
 to them exactly as to a trained network. Logistic regressions pick their regularisation on the validation set
 by log loss (the networks keep their lowest-validation-loss epoch), and never see the test set before scoring.
@@ -14,7 +14,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from heroes.errors import UserError
-from heroes.modeling.runs import predictions_frame
+from heroes.training.runs import predictions_frame
 
 THUMBNAIL_SIDE = 8
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
@@ -78,7 +78,7 @@ def pretrained_features(image_set, backbone=PROBE_BACKBONE, batch_size=FEATURE_B
     """
     import keras
 
-    from heroes.modeling import build
+    from heroes.models import build
 
     size = int(image_set.images.shape[1])
     extractor = build.pooled_features_model(backbone, size, build.choose_weights(backbone, "imagenet", size))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy
 
-from heroes.modeling import runs
+from heroes.training import runs
 
 
 def inference_latency(model, images, repeats=3, warmup=1) -> dict:

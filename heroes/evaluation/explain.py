@@ -8,7 +8,7 @@ import tensorflow
 from PIL import Image
 
 from heroes.evaluation.predictions import Predictions, align, load_predictions
-from heroes.modeling import build
+from heroes.models import build
 
 BATCH_SIZE = 16  # Grad-CAM keeps every feature map and its gradient in memory: bound it for 224 px ResNet50
 # Smallest probability -log() is taken of: keeps losses finite (about 708) without merging distinct losses into
@@ -37,7 +37,7 @@ def _find_layer(model, layer_name):
         if isinstance(layer, keras.Model) and any(inner.name == layer_name for inner in layer.layers):
             raise ValueError(
                 f"layer {layer_name!r} is inside the nested model {layer.name!r}: Grad-CAM needs the backbone's "
-                f"layers in the outer graph (heroes.modeling.build.build_model keeps them flat)"
+                f"layers in the outer graph (heroes.models.build.build_model keeps them flat)"
             )
     raise ValueError(f"model {model.name} has no layer {layer_name!r}")
 

@@ -18,9 +18,11 @@ from heroes.data.split import make_splits
 from heroes.errors import UserError
 from heroes.evaluation.overfitting import TRAIN_EVAL_COLUMNS
 from heroes.io import atomic_path
-from heroes.modeling import build, features, runs, surgery, train
-from heroes.modeling.backbones import get_backbone
-from heroes.modeling.weights import WeightsChoice
+from heroes.models import build, surgery
+from heroes.training.cached import features
+from heroes.training import runs, train
+from heroes.models.backbones import get_backbone
+from heroes.models.weights import WeightsChoice
 
 INITIALISATIONS = "initialisations"  # folder under models_dir holding the shared random backbone files
 

@@ -3,7 +3,7 @@
 Keras' ``loss``/``accuracy`` in a history are running means over an epoch while the weights change, so they lag
 the end-of-epoch weights that ``val_*`` scores; their gap to validation is biased. The gaps here use
 ``train_eval_loss``/``train_eval_accuracy``: the whole training set re-scored with the end-of-epoch weights
-(``heroes.modeling.train_evaluation.TrainSetEvaluation``). Sign: both gaps are positive when the model does
+(``heroes.training.train_evaluation.TrainSetEvaluation``). Sign: both gaps are positive when the model does
 better on the images it trained on (accuracy: train - validation; loss: validation - train).
 """
 
@@ -25,7 +25,7 @@ def measured_gap(history: pandas.DataFrame) -> pandas.DataFrame:
     missing = [column for column in MEASURED_COLUMNS if column not in history.columns]
     if missing:
         raise UserError(f"training history lacks column(s) {', '.join(missing)}: train with the "
-                        "TrainSetEvaluation callback (heroes.modeling.train_evaluation), which re-scores the "
+                        "TrainSetEvaluation callback (heroes.training.train_evaluation), which re-scores the "
                         "training set after each epoch; Keras' running training accuracy is not a measurement")
     gap = history.copy()
     gap["accuracy_gap"] = history["train_eval_accuracy"] - history["val_accuracy"]

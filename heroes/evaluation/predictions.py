@@ -8,7 +8,7 @@ import pandas
 
 from heroes.config import CLASS_DISPLAY_NAMES
 from heroes.errors import UserError
-from heroes.modeling.runs import PROBABILITY_PREFIX  # the column prefix runs write
+from heroes.training.runs import PROBABILITY_PREFIX  # the column prefix runs write
 
 REQUIRED_COLUMNS = ("path", "sha256", "label", "predicted")
 # A softmax written to CSV as float32 text sums to 1 only to about 1e-6; anything further off is not a probability.

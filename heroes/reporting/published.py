@@ -6,7 +6,7 @@ import pandas
 
 from heroes import paths
 from heroes.io import write_csv
-from heroes.modeling import runs
+from heroes.training import runs
 from heroes.reporting.metrics_files import read_metrics, walk
 
 FOLDER = "predictions"

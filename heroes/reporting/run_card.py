@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from heroes import hardware, paths
+from heroes import machine, paths
 
 WATCHED = ("heroes", "notebooks")  # what produced the reports: a change here after the card's commit makes them stale
 COMMAND_VARIABLE = "HEROES_COMMAND"  # set by whoever starts the run (make reproduce) when argv is a notebook kernel's
@@ -51,16 +51,16 @@ def notebook_wall_times(reports_dir=None) -> dict:
 
 def run_card(seeds, wall_time_s=None, command=None, root=None, **extra) -> dict:
     """What a reader needs to trust and repeat a run: git commit and dirty state of ``heroes/`` and ``notebooks/``,
-    the command line, every seed, hardware (``heroes.hardware.hardware()``, native bf16 included), library
+    the command line, every seed, hardware (``heroes.machine.describe()``, native bf16 included), library
     versions, this notebook's wall time and anything in ``extra``; JSON-ready.
 
-    Per-notebook wall times are written after every notebook ran (``heroes.pipeline.write_timings``), so the
+    Per-notebook wall times are written after every notebook ran (``heroes.reporting.reproduce.write_timings``), so the
     summary reads them from ``reproduce.json`` (``notebook_wall_times``), not from this card.
     """
-    from heroes.modeling.runs import library_versions
+    from heroes.training.runs import library_versions
 
     return {**git_state(root), "command": command or command_line(), "seeds": [int(seed) for seed in seeds],
-            "hardware": hardware.hardware(), "versions": library_versions(), "wall_time_s": wall_time_s,
+            "hardware": machine.describe(), "versions": library_versions(), "wall_time_s": wall_time_s,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
 
 

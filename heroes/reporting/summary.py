@@ -2,7 +2,7 @@
 
 Reads ``<reports_dir>/metrics/*.json``: notebook 04's ``04-vgg-vs-resnet.json`` in full (schema below), any other
 notebook's file defensively (see ``_other_notebook``), and ``reproduce.json`` (per-notebook wall times, written by
-``heroes.pipeline``). The summary opens with what a reader must know first: random weights and synthetic data.
+``heroes.reporting.reproduce``). The summary opens with what a reader must know first: random weights and synthetic data.
 
 Notebook 04's file (``SCHEMA_04``) holds: ``weights`` ({backbone: {source, random, note}}), ``weights_random``,
 ``data`` ({source: "embedded" | "user", note, embedded_settings, manifest_hash, splits, class_names}), ``config``,
@@ -243,10 +243,10 @@ def _versions(versions: dict) -> str:
 def _hardware(hardware: dict) -> str:
     if not hardware:
         return "—"
-    gpus = ", ".join(hardware.get("gpus") or []) or "none"
-    return (f"{hardware.get('cpu', '?')}, {hardware.get('usable_cpus', '?')} usable CPU cores; GPUs: {gpus}; "
-            f"bf16 native: {hardware.get('bf16_native')}; load average at the start "
-            f"{hardware.get('load_average', ['?'])[0]}")
+    gpus = ", ".join(machine.get("gpus") or []) or "none"
+    return (f"{machine.get('cpu', '?')}, {machine.get('usable_cpus', '?')} usable CPU cores; GPUs: {gpus}; "
+            f"bf16 native: {machine.get('bf16_native')}; load average at the start "
+            f"{machine.get('load_average', ['?'])[0]}")
 
 
 def _wall_times(reproduce: dict, card: dict) -> str:

@@ -13,7 +13,7 @@ from heroes.data.sources import ordered_labels
 from heroes.evaluation.predictions import load_predictions
 from heroes.evaluation.stats import classification_metrics, clopper_pearson, headline_metrics, seed_spread
 from heroes.io import write_json
-from heroes.modeling import build
+from heroes.models import build
 from heroes.reporting.verdicts import percent, pooled_sentence, sign_convention, spread_text, verdict_sentence
 
 
@@ -241,7 +241,7 @@ def _number(run, keys, scale=1.0):
     return math.nan
 
 
-# Column -> keys tried in order. Names follow heroes.modeling.train's metrics.json (test_n, train_time_s...) and config.json
+# Column -> keys tried in order. Names follow heroes.training.train's metrics.json (test_n, train_time_s...) and config.json
 # ("model": describe_model); latency and size on disk are measured by whoever builds the table and merged in.
 TABLE_FIELDS = {
     "macro-F1": ("macro_f1",), "ECE": ("ece",),

@@ -1,8 +1,8 @@
 """Sentences of the report: verdicts, intervals, spreads and weights warnings, generated from numbers."""
 
 
-from heroes.modeling.backbones import display_name
-from heroes.modeling.weights import RANDOM_UNAVAILABLE
+from heroes.models.backbones import display_name
+from heroes.models.weights import RANDOM_UNAVAILABLE
 
 NOT_THE_STUDY = "these numbers are NOT the study's"
 

@@ -1,4 +1,4 @@
-"""Backbones, weights, model building, feature cache, training, prediction and export."""
+"""Training: the fit loop, the cached-feature path, the fine-tune path, callbacks, strategies and run folders."""
 
 from heroes.progress import import_tensorflow_quietly
 

@@ -58,7 +58,7 @@ def _check(format: str, out: Path, model_path: Path, quantize: str) -> None:
     if format == "onnx" and missing_onnx_packages():
         raise UserError(f"ONNX export needs {' and '.join(missing_onnx_packages())}: "
                         "pip install tf2onnx onnx (and onnxruntime to run the result)")
-    from heroes.modeling.saving import class_names_path
+    from heroes.models.saving import class_names_path
 
     inputs = (model_path, class_names_path(model_path))
     if format in FILE_SUFFIXES and os.path.isdir(out):
@@ -109,7 +109,7 @@ def export_model(model_path, format: str = "savedmodel", out=None, quantize: str
     ``quantize`` (TFLite only): "none", "float16" or "dynamic". The artefact appears complete or not at all: it is
     written beside ``out`` and renamed into place.
     """
-    from heroes.modeling.predict import load_predictor, model_file
+    from heroes.serving.predict import load_predictor, model_file
 
     model_path = model_file(model_path)
     out = Path(out) if out is not None else default_out(model_path, format, quantize)

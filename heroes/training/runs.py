@@ -7,7 +7,7 @@ Layout of ``models/<name>-<backbone>-<policy>-s<seed>/``::
     metrics.json       test accuracy/loss/n, weights source, best epoch, timings, feature-cache use
     predictions.csv    the test set in a fixed order: path, sha256, label, predicted, correct, prob_<class>...
     model.keras        the trained model (best validation loss), raw 0-255 RGB in
-    model.class_names.json   its class names in output order (heroes.modeling.saving.save_model)
+    model.class_names.json   its class names in output order (heroes.models.saving.save_model)
     versions.json      python, tensorflow, keras, numpy... versions
 """
 
@@ -97,7 +97,7 @@ def score_test_set(image_set, probabilities: numpy.ndarray) -> dict:
 
 def write_run(run_dir, record: dict, history, metrics, predictions, model, class_names) -> Path:
     """Write every file of a run directory; the model (unless None) last, so a present model means a finished run."""
-    from heroes.modeling import saving
+    from heroes.models import saving
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -120,7 +120,7 @@ def read_run(run_dir, load_model=False) -> RunResult:
         raise UserError(f"{run_dir} is not a finished run directory: missing {', '.join(missing)}")
     model = None
     if load_model:
-        from heroes.modeling import saving
+        from heroes.models import saving
 
         model, _ = saving.load_model(run_dir / MODEL)
     record = json.loads((run_dir / CONFIG).read_text())

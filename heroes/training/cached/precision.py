@@ -5,7 +5,7 @@ from contextlib import contextmanager
 import keras
 
 from heroes.errors import UserError
-from heroes.hardware import bf16_is_fast
+from heroes.machine import bf16_is_fast
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)

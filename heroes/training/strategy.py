@@ -10,7 +10,7 @@
 # several (keras-team/keras#20585, reproduced here with a plain Dense model), so strategy_for refuses that case.
 #
 # Frozen-feature cache in parallel: worker i of n extracts only the images with shard_of(sha256, n) == i
-# (extract_feature_shard, or python -m heroes.modeling.shards extract SPLITS.csv --shard i/n) into one shared cache
+# (extract_feature_shard, or python -m heroes.training.shards extract SPLITS.csv --shard i/n) into one shared cache
 # folder; a training run afterwards finds every feature computed and only reads them.
 
 import dataclasses
@@ -67,7 +67,7 @@ def make_strategy(name: str = "none"):
         try:
             _MULTIWORKER.append(tensorflow.distribute.MultiWorkerMirroredStrategy())
         except RuntimeError as error:  # "Collective ops must be configured at program startup"
-            raise UserError(f"{error}: call heroes.modeling.strategy.make_strategy('multiworker') first thing in the "
+            raise UserError(f"{error}: call heroes.training.strategy.make_strategy('multiworker') first thing in the "
                             "process, before any other TensorFlow work") from None
     return _MULTIWORKER[0]
 

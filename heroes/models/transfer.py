@@ -10,7 +10,7 @@ import keras
 import numpy
 
 from heroes.errors import UserError, short_error
-from heroes.modeling.backbones import HEAD_LAYERS, OUTPUT_LAYER
+from heroes.models.backbones import HEAD_LAYERS, OUTPUT_LAYER
 
 
 def _set_weights(target, values):

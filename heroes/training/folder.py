@@ -48,7 +48,7 @@ class FolderRun:
 
     def check(self) -> "FolderRun":
         """This request, or a one-line ``UserError`` for the first value out of range: before anything is read."""
-        from heroes.modeling import backbones, build
+        from heroes.models import backbones, build
 
         if self.recipe not in RECIPES:
             raise UserError(f"unknown recipe {self.recipe!r}; known: {', '.join(RECIPES)}")
@@ -78,7 +78,8 @@ class FolderRun:
     def recipe_settings(self):
         """The ``FineTune`` or ``TrainConfig`` this request runs, every default filled in and checked."""
         from heroes.config import TrainConfig
-        from heroes.modeling import backbones, finetune, train
+        from heroes.models import backbones
+        from heroes.training import finetune, train
 
         overrides = {"epochs": self.epochs, "learning_rate": self.learning_rate, "batch_size": self.batch_size,
                      "augment": self.augment}
@@ -199,7 +200,8 @@ def _fine_tune_run(request: FolderRun, recipe, sets, run_dir: Path, choice, prog
     import keras
 
     from heroes.config import TrainConfig, to_dict
-    from heroes.modeling import build, finetune, runs
+    from heroes.models import build
+    from heroes.training import finetune, runs
 
     size = sets["train"].images.shape[1]
     class_names = list(sets["train"].class_names)
@@ -233,7 +235,7 @@ def _fine_tune_run(request: FolderRun, recipe, sets, run_dir: Path, choice, prog
 
 def _study_run(request: FolderRun, config, sets, run_dir: Path, cache: Path, progress: bool):
     """Train with the study's recipe (``config.policy`` on cached features) and write the run's files."""
-    from heroes.modeling import train
+    from heroes.training import train
 
     result = train.train_run(config, sets, name="train", run_dir=run_dir, cache_dir=cache / "features",
                              progress=progress, save_model=True)
@@ -248,7 +250,7 @@ def train_folder(request: FolderRun, out_dir, force: bool = False, progress: boo
     """
     from heroes.data import scan
     from heroes.io import write_csv, write_json
-    from heroes.modeling import backbones, build
+    from heroes.models import backbones, build
     from heroes.reporting import run_card, run_report
 
     request.check()

@@ -14,7 +14,7 @@ import numpy
 
 from heroes.errors import UserError, short_error
 from heroes.io import atomic_path, read_text, write_json
-from heroes.modeling.build import backbone_of
+from heroes.models.build import backbone_of
 
 # Keras reads config.json and metadata.json whole into memory: a VGG16's config is 20 KB, so 16 MiB is generous.
 JSON_MEMBER_LIMIT = 16 * 2**20
@@ -51,7 +51,7 @@ def load_model(path, compile=True) -> tuple[keras.Model, list[str]]:
     if not path.is_file():
         raise UserError(f"model file not found: {path}")
     if not sidecar.is_file():
-        raise UserError(f"class names file not found: {sidecar} (save models with heroes.modeling.saving.save_model)")
+        raise UserError(f"class names file not found: {sidecar} (save models with heroes.models.saving.save_model)")
     class_names = read_class_names(sidecar)
     check_archive(path)
     try:

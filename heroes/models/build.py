@@ -7,10 +7,10 @@ import keras
 import numpy
 
 from heroes.errors import UserError
-from heroes.modeling.backbones import HEAD_LAYERS, INPUT_NAME, OUTPUT_LAYER, PREPROCESS_LAYER, Preprocess, get_backbone
-from heroes.modeling.surgery import first_trainable_layer
-from heroes.modeling.transfer import with_weights
-from heroes.modeling.weights import WeightsChoice, resolve_weights
+from heroes.models.backbones import HEAD_LAYERS, INPUT_NAME, OUTPUT_LAYER, PREPROCESS_LAYER, Preprocess, get_backbone
+from heroes.models.surgery import first_trainable_layer
+from heroes.models.transfer import with_weights
+from heroes.models.weights import WeightsChoice, resolve_weights
 
 POLICIES = ("study", "linear_probe", "full")
 

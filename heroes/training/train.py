@@ -12,15 +12,17 @@ import keras
 import numpy
 import pandas
 
-from heroes import hardware, paths
+from heroes import machine, paths
 from heroes.config import TrainConfig, to_dict
 from heroes.data import augment
 from heroes.errors import UserError
-from heroes.modeling import build, features, precision, runs, span, strategy, surgery
-from heroes.modeling.backbones import get_backbone
-from heroes.modeling.callbacks import BestWeights, EpochTimer
-from heroes.modeling.runs import RunResult
-from heroes.modeling.train_evaluation import TrainSetEvaluation
+from heroes.models import build, surgery
+from heroes.training.cached import features, precision, span
+from heroes.training import runs, strategy
+from heroes.models.backbones import get_backbone
+from heroes.training.callbacks import BestWeights, EpochTimer
+from heroes.training.runs import RunResult
+from heroes.training.train_evaluation import TrainSetEvaluation
 
 CLASS_WEIGHTS = ("none", "balanced")
 OPTIMIZERS = ("sgd", "adam")
@@ -186,7 +188,7 @@ def suffix_uses_xla(config: TrainConfig, suffix_precision: str = "float32", suff
     if config.strategy != "none" or config.deterministic or suffix_precision != "float32":
         return False
     convolves = suffix is None or any(len(weight.shape) > 2 for weight in suffix.weights)  # unknown: assume it does
-    return not (convolves and "avx512f" in hardware.cpu_flags())
+    return not (convolves and "avx512f" in machine.cpu_flags())
 
 
 def make_optimizer(config: TrainConfig):
@@ -284,8 +286,8 @@ def fit_suffix(suffix, config, fetch, labels, validation, class_weight=None, pro
     """Fit the trainable ``suffix`` on cached inputs; its layers (shared with the full model) end up trained.
 
     ``fetch(indices, views)`` gives the float32 features of training images ``indices`` as ``views``; ``validation``
-    is (features, labels). The first Dense layer takes the span path where that is exact (``heroes.modeling.span``),
-    a convolutional suffix trains in mixed bf16 where that is native (``heroes.modeling.precision``); batches,
+    is (features, labels). The first Dense layer takes the span path where that is exact (``heroes.training.cached.span``),
+    a convolutional suffix trains in mixed bf16 where that is native (``heroes.training.cached.precision``); batches,
     order and seeds are the same whichever path runs. Returns the history, the best epoch, the path and precision
     used (and why), and the seconds of each step. ``xla`` None: ``suffix_uses_xla``'s choice.
     """
@@ -420,7 +422,7 @@ def train_run(
 
     The run builds the model from the registry, fits with SGD(lr, momentum) and sparse cross-entropy, keeps the
     weights of the epoch with the lowest validation loss, scores the fixed-order test set and writes
-    ``run_dir`` (default ``models/<name>-<backbone>-<policy>-s<seed>``; see ``heroes.modeling.runs``). With the cache
+    ``run_dir`` (default ``models/<name>-<backbone>-<policy>-s<seed>``; see ``heroes.training.runs``). With the cache
     (default) the frozen prefix runs once per image and view, ever; ``use_cache=False`` trains end to end. On cached
     features the first Dense layer trains on the span path where that is exact and a convolutional suffix in mixed
     bf16 where that is native (``fit_suffix``); metrics.json and config.json record ``suffix_path`` (and why) and

@@ -18,11 +18,11 @@ from heroes.data.decode import DecodeError, decode_image, fit_and_crop
 from heroes.data.sources import DATA_NOTEBOOK
 from heroes.errors import UserError
 from heroes.io import file_problem, name_text, native_name, printable
-from heroes.modeling import runs
+from heroes.training import runs
 
 BATCH_SIZE = 32
 TOP_K = 3
-RUN_MODEL = "model.keras"  # the model inside a run directory (heroes.modeling.runs.MODEL)
+RUN_MODEL = "model.keras"  # the model inside a run directory (heroes.training.runs.MODEL)
 SYSTEM_NAMES = {"thumbs.db", "desktop.ini", "__macosx", "@eadir", "$recycle.bin", "system volume information"}
 
 
@@ -70,7 +70,7 @@ def input_size(model) -> int:
 
 def load_predictor(path) -> tuple:
     """(model, class names) of a saved heroes model or run directory; ``UserError`` when missing or unusable."""
-    from heroes.modeling import saving
+    from heroes.models import saving
 
     model, class_names = saving.load_model(model_file(path), compile=False)  # inference needs no optimizer
     input_size(model)

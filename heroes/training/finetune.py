@@ -9,12 +9,12 @@ import keras
 import numpy
 import pandas
 
-from heroes import hardware
+from heroes import machine
 from heroes.data import augment
 from heroes.errors import UserError
-from heroes.modeling import build
-from heroes.modeling.backbones import get_backbone
-from heroes.modeling.callbacks import BestWeights, EpochTimer
+from heroes.models import build
+from heroes.models.backbones import get_backbone
+from heroes.training.callbacks import BestWeights, EpochTimer
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 PREDICT_BATCH = 64
@@ -65,7 +65,7 @@ class FineTune:
     def resolved_precision(self) -> str:
         if self.precision != "auto":
             return self.precision
-        return "mixed_bfloat16" if hardware.bf16_is_fast() else "float32"
+        return "mixed_bfloat16" if machine.bf16_is_fast() else "float32"
 
 
 class ViewBatches(keras.utils.PyDataset):
@@ -160,8 +160,8 @@ def fine_tune(backbone: str, weights, sets: dict, recipe: "FineTune", seed: int,
     every training image passes them once, up front: the same numbers as fine-tuning end to end on those views,
     without running the frozen stack in every step.
     """
-    from heroes.modeling import precision as precisions
-    from heroes.modeling import surgery
+    from heroes.training.cached import precision as precisions
+    from heroes.models import surgery
     from heroes.progress import bar
 
     recipe.check()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas
 
 from heroes.errors import UserError
-from heroes.modeling import runs
+from heroes.training import runs
 
 
 class Run:
@@ -47,7 +47,7 @@ class Run:
 
     @cached_property
     def _loaded(self) -> tuple:
-        from heroes.modeling import predict
+        from heroes.serving import predict
 
         return predict.load_predictor(self.run_dir)
 
@@ -62,7 +62,7 @@ class Run:
 
     def predict(self, paths) -> pandas.DataFrame:
         """Probabilities for image files (one path or a list), decoded and resized exactly as in training."""
-        from heroes.modeling import predict
+        from heroes.serving import predict
 
         paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
         size = predict.input_size(self.model)

@@ -20,7 +20,7 @@ import numpy
 from heroes import paths
 from heroes.data.augment import AUGMENT_SPEC, AUGMENT_TAG, view_batch
 from heroes.errors import UserError
-from heroes.hardware import bf16_is_fast
+from heroes.machine import bf16_is_fast
 from heroes.io import atomic_path, write_json
 from heroes.progress import bar
 

@@ -1,10 +1,64 @@
-"""Process settings made before TensorFlow starts (at the CLI and training entries, never at ``import heroes``):
-glibc malloc tuned so large CPU buffers are reused, TensorFlow's BFC pool, and its start-up noise hidden."""
+"""The machine: what it is (CPU model, flags, cores, GPUs, native bf16; recorded with every measurement), and the
+process settings made before TensorFlow starts (at the CLI and training entries, never at ``import heroes``)."""
 
 import ctypes
 import ctypes.util
 import os
+import platform
+import re
+from functools import cache
+from pathlib import Path
 
+CPUINFO = Path("/proc/cpuinfo")
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # bfloat16 matrix arithmetic in hardware; elsewhere it is emulated
+REPORTED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+
+
+@cache
+def _cpuinfo_text() -> str:
+    try:
+        return CPUINFO.read_text()
+    except OSError:
+        return ""
+
+
+def cpuinfo_field(field: str) -> str | None:
+    """The first ``field : value`` of /proc/cpuinfo (``model name``, ``cpu family``...), or None."""
+    match = re.search(rf"^{re.escape(field)}\s*:\s*(.*)$", _cpuinfo_text(), re.MULTILINE)
+    return match.group(1).strip() if match else None
+
+
+def cpu_flags() -> set:
+    """The CPU's feature flags (empty where /proc/cpuinfo is missing)."""
+    return set((cpuinfo_field("flags") or "").split())
+
+
+def cpu_name() -> str:
+    return cpuinfo_field("model name") or platform.processor() or platform.machine()
+
+
+def gpus() -> list:
+    """Names of the GPUs TensorFlow sees."""
+    import tensorflow
+
+    return [device.name for device in tensorflow.config.list_physical_devices("GPU")]
+
+
+def bf16_is_fast() -> bool:
+    """True where bfloat16 matrix units exist (AVX-512 BF16 / AMX, or any GPU); elsewhere bf16 is emulated."""
+    return bool(gpus()) or bool(cpu_flags() & set(BF16_FLAGS))
+
+
+def describe() -> dict:
+    """What the numbers ran on: CPU model and flags, usable cores, GPUs, bf16 support, load average."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    flags = cpu_flags()
+    return {"cpu": cpu_name(), "logical_cpus": os.cpu_count(), "usable_cpus": usable, "gpus": gpus(),
+            "bf16_native": bf16_is_fast(), "cpu_flags": {flag: flag in flags for flag in REPORTED_FLAGS},
+            "platform": platform.platform(), "malloc": malloc_state(), "load_average": [round(value, 2) for value in os.getloadavg()]}
+
+
+# Process settings: glibc malloc tuned so large CPU buffers are reused, TensorFlow's BFC pool, its start-up noise hidden.
 M_TOP_PAD, M_MMAP_THRESHOLD = -2, -3  # mallopt parameters, from glibc's <malloc.h>
 MMAP_THRESHOLD = 32 * 2**20  # the largest glibc accepts: buffers up to 32 MiB come from the heap
 TOP_PAD = 256 * 2**20  # heap grown and kept in 256 MiB steps, so freed buffers are not handed back at once

@@ -30,7 +30,8 @@ from PIL import Image
 from heroes.data.decode import DecodeError, decode_image, fit_and_crop
 from heroes.errors import UserError, short_error
 from heroes.evaluation import explain
-from heroes.modeling import predict, runs
+from heroes.serving import predict
+from heroes.training import runs
 
 HOST, PORT = "127.0.0.1", 8765
 TOP_K = 5

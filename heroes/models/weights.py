@@ -97,7 +97,7 @@ for _rows in _MOBILENET_ROWS:
 
 
 def _lite0_weights() -> Path:
-    from heroes.modeling.efficientnet_lite import imagenet_weights_path  # Keras-free until a backbone is built
+    from heroes.models.efficientnet_lite import imagenet_weights_path  # Keras-free until a backbone is built
 
     return imagenet_weights_path()
 

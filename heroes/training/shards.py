@@ -10,7 +10,7 @@
 # several (keras-team/keras#20585, reproduced here with a plain Dense model), so strategy_for refuses that case.
 #
 # Frozen-feature cache in parallel: worker i of n extracts only the images with shard_of(sha256, n) == i
-# (extract_feature_shard, or python -m heroes.modeling.shards extract SPLITS.csv --shard i/n) into one shared cache
+# (extract_feature_shard, or python -m heroes.training.shards extract SPLITS.csv --shard i/n) into one shared cache
 # folder; a training run afterwards finds every feature computed and only reads them.
 
 import argparse
@@ -48,12 +48,14 @@ def shard_set(image_set, index: int, count: int):
 
 
 def extract_feature_shard(config, sets: dict, shard=(0, 1), cache_dir=None, progress=True):
-    """Fill the frozen-feature cache for one shard of ``sets`` exactly as ``heroes.modeling.train.train_run`` would.
+    """Fill the frozen-feature cache for one shard of ``sets`` exactly as ``heroes.training.train.train_run`` would.
 
     Same seed, weights and policy give the same prefix (hence the same cache folder) on every worker; train views
     ``range(config.views)``, val/test view 0, as the training run asks for. Returns the ``FeatureStore``.
     """
-    from heroes.modeling import features, surgery, train
+    from heroes.training.cached import features
+    from heroes.models import surgery
+    from heroes.training import train
 
     index, count = parse_shard(shard) if isinstance(shard, str) else shard
     config = train.final_config(config)
@@ -97,7 +99,7 @@ def _empty(size: int) -> tuple:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m heroes.modeling.strategy", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m heroes.training.strategy", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     extract = commands.add_parser("extract", help="fill the frozen-feature cache for one shard of the images")
     extract.add_argument("splits", help="splits CSV from `python -m heroes split`")
