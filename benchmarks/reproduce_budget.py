@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy
 
-from heroes import bench, machine, paths
+from heroes import machine, paths
+from heroes.benchmarking import probes
 from heroes.config import SplitConfig, TrainConfig
 from heroes.training.cached import span
 from heroes.models import surgery
@@ -83,17 +84,16 @@ def measured_minutes(path=MEASURED) -> dict | None:
 
 
 def budget(seeds: int = 3, epochs: int = 10, image_size: int = 224, measure: bool = True, measured=MEASURED) -> dict:
-    script = bench.load_benchmark()
     plan, rows = workload(seeds, epochs), []
-    ceiling = script.matmul_ceiling(2048, 3, "float32")["gflops"] if measure else None
+    ceiling = probes.matmul_ceiling(2048, 3, "float32")["gflops"] if measure else None
     bf16_native = machine.bf16_is_fast()
     # bf16 runs extraction and conv suffixes where the CPU has it natively; elsewhere it is emulated, no floor to quote
-    ceiling_bf16 = script.matmul_ceiling(2048, 3, "bfloat16")["gflops"] if measure and bf16_native else None
+    ceiling_bf16 = probes.matmul_ceiling(2048, 3, "bfloat16")["gflops"] if measure and bf16_native else None
     for name in BACKBONES:
         config = train.final_config(TrainConfig(backbone=name, image_size=image_size, weights=None, epochs=epochs))
         model, _ = train.build_run_model(config, 6)
         prefix, suffix = surgery.split_at_first_trainable(model)
-        prefix_gflop, suffix_gflop = script.prefix_flops(prefix) / 1e9, script.prefix_flops(suffix) / 1e9
+        prefix_gflop, suffix_gflop = probes.prefix_flops(prefix) / 1e9, probes.prefix_flops(suffix) / 1e9
         extraction = plan["extracted"] * prefix_gflop
         largest = max(sizes["train"] for _, sizes in plan["runs"])
         path = span.choose_path(suffix, config, largest)[0]

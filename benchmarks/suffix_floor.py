@@ -161,17 +161,16 @@ def span_epochs_child(epochs: int) -> dict:
     its epoch seconds, system CPU seconds and minor page faults."""
     import resource
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import train_benchmark
-
     from heroes import machine
+    from heroes.benchmarking import suffix
+    from heroes.benchmarking.settings import Settings
     from heroes.config import TrainConfig
 
-    settings = train_benchmark.Settings()
+    settings = Settings()
     config = TrainConfig(backbone="vgg16", image_size=224, weights=None, epochs=epochs, batch_size=BATCH,
                          seed=0, score_train_set=False, suffix_path="span")
     before = resource.getrusage(resource.RUSAGE_SELF)
-    run = train_benchmark._suffix_path_run(config, train_benchmark._suffix_problem(settings, 7 * 7 * 512))
+    run = suffix.suffix_path_run(config, suffix.suffix_problem(settings, 7 * 7 * 512))
     after = resource.getrusage(resource.RUSAGE_SELF)
     return {"malloc": machine.malloc_state(), "xla": run["xla"], "epoch_seconds": run["epoch_seconds"],
             "system_cpu_s": round(after.ru_stime - before.ru_stime, 2), "minor_page_faults": after.ru_minflt

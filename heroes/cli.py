@@ -176,12 +176,12 @@ def _serve(args) -> int:
 
 
 def _bench(args) -> int:
-    from heroes import bench
+    from heroes.benchmarking import command
     from heroes.io import check_output_path
 
     if args.out:
         check_output_path(args.out)
-    return bench.run(out=args.out, quick=args.quick)
+    return command.run(out=args.out, quick=args.quick)
 
 
 def _train(args) -> int:

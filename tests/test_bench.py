@@ -5,7 +5,9 @@ import json
 
 import pytest
 
-from heroes import bench, cli
+from heroes import cli
+from heroes.benchmarking import command, measure, report
+from heroes.benchmarking.settings import QUICK
 
 ROW_FIELDS = ("path", "extrapolated", "extract_images_per_s", "seconds_per_epoch", "wall_s", "train_s",
               "test_accuracy", "test_n", "loss_epoch1", "val_loss_epoch1", "val_accuracy_epoch1", "resources")
@@ -18,13 +20,8 @@ ANALYSIS_FIELDS = ("speedup_cached_float32", "speedup_cached_bfloat16", "epoch_r
                    "bound_with_free_extraction_bfloat16", "probe_bf16_over_float32_per_cpu_s")
 
 
-@pytest.fixture(scope="module")
-def benchmark():
-    return bench.load_benchmark()
-
-
-def tiny(benchmark, **changes):
-    return dataclasses.replace(benchmark.QUICK, image_size=32, train=2, val=1, test=1, epochs=2, matmul_sizes=(64,),
+def tiny(**changes):
+    return dataclasses.replace(QUICK, image_size=32, train=2, val=1, test=1, epochs=2, matmul_sizes=(64,),
                                matmul_reps=1, probe_images=2, batch_size=4, suffix_rows=8, suffix_val=4,
                                suffix_epochs=2, suffix_image_size=32, **changes)
 
@@ -60,9 +57,9 @@ def check_rows(entry):
     assert analysis["bound_with_free_training_bfloat16"] > analysis["speedup_cached_bfloat16"]
 
 
-def test_extrapolated_naive_rows_report_every_field_and_no_invented_accuracy(benchmark, tmp_path):
+def test_extrapolated_naive_rows_report_every_field_and_no_invented_accuracy(tmp_path):
     out = tmp_path / "bench.json"
-    result = benchmark.run_benchmark(tiny(benchmark, naive_epochs=1, measured_naive=()), out=out, verbose=False)
+    result = measure.run_benchmark(tiny(naive_epochs=1, measured_naive=()), out=out, verbose=False)
     written = json.loads(out.read_text())
     assert [entry["backbone"] for entry in written["backbones"]] == ["vgg16", "resnet50"]
     check_headline(written, ("vgg16", "resnet50"))
@@ -77,13 +74,13 @@ def test_extrapolated_naive_rows_report_every_field_and_no_invented_accuracy(ben
     for dtype in ("float32", "bfloat16"):
         assert written["ceiling"]["best"][dtype]["gflops"] > 0
     assert written["machine"]["cpu_flags"] and written["load_1min"]["samples"] > 0 and written["targets"]
-    table = benchmark.markdown(result)
+    table = report.markdown(result)
     assert "not measured" in table and "extrapolated" in table and table.count("| vgg16 |") >= 4
 
 
-def test_fully_trained_naive_row_reports_its_accuracy(benchmark, tmp_path):
-    settings = tiny(benchmark, naive_epochs=1, backbones=("vgg16",), measured_naive=("vgg16",))
-    result = benchmark.run_benchmark(settings, out=None, verbose=False)
+def test_fully_trained_naive_row_reports_its_accuracy(tmp_path):
+    settings = tiny(naive_epochs=1, backbones=("vgg16",), measured_naive=("vgg16",))
+    result = measure.run_benchmark(settings, out=None, verbose=False)
     (entry,) = result["backbones"]
     check_headline(result, ("vgg16",))
     assert result["vgg16"]["naive"]["test_accuracy"] is not None and not result["vgg16"]["naive"]["extrapolated"]
@@ -96,16 +93,32 @@ def test_fully_trained_naive_row_reports_its_accuracy(benchmark, tmp_path):
     assert entry["analysis"]["accuracy_gap_points_bf16_vs_naive"] is not None
 
 
-def test_suffix_only_comparison_runs_alone(benchmark, tmp_path):
+def test_suffix_only_comparison_runs_alone(tmp_path):
     out = tmp_path / "suffix.json"
-    settings = benchmark.parse_args(["--quick", "--suffix-only", "--suffix-rows", "8", "--suffix-size", "32"])[0]
+    settings = command.parse_args(["--quick", "--suffix-only", "--suffix-rows", "8", "--suffix-size", "32"])[0]
     assert settings.backbones == () and settings.suffix_rows == 8
-    result = benchmark.run_benchmark(dataclasses.replace(settings, matmul_sizes=(64,), matmul_reps=1), out=out,
+    result = measure.run_benchmark(dataclasses.replace(settings, matmul_sizes=(64,), matmul_reps=1), out=out,
                                      verbose=False)
     assert json.loads(out.read_text())["suffix"]["rows"] == 8 and result["backbones"] == []
-    assert "VGG16's suffix alone (8 x 512" in benchmark.markdown(result)
+    assert "VGG16's suffix alone (8 x 512" in report.markdown(result)
 
 
 def test_bench_command_rejects_a_folder_as_out(tmp_path, capsys):
     assert cli.main(["bench", "--quick", "--out", str(tmp_path)]) == 2
     assert "folder" in capsys.readouterr().err
+
+
+def test_the_machine_record_keeps_the_keys_readers_of_latest_json_read():
+    from heroes.benchmarking import probes
+
+    record = probes.machine_record()
+    for name in ("cpu", "cpu_family", "cpu_model_number", "logical_cores", "cpu_flags", "bf16_native", "gpus",
+                 "memory_gib", "tensorflow", "keras", "python", "onednn", "tf_cpu_allocator_use_bfc", "malloc",
+                 "intra_op_threads"):
+        assert name in record, name
+    assert isinstance(record["gpus"], int) and record["gpus"] == len(record["gpu_names"])
+
+
+def test_the_script_entry_answers_bad_input_with_one_line_and_status_2(capsys):
+    assert command.main(["--quick", "--counts", "1,2"]) == 2
+    assert capsys.readouterr().err == "error: --counts takes three integers, train,val,test per class, not '1,2'\n"

@@ -49,4 +49,4 @@ def test_prefix_flops_count_depthwise_convolutions(budget):
     outputs = keras.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2)(inputs)  # 8x8 x 3x3 x 3 x 2
     outputs = keras.layers.Conv2D(4, 1)(outputs)  # 8x8 x 1x1 x 6 x 4
     model = keras.Model(inputs, outputs)
-    assert budget.bench.load_benchmark().prefix_flops(model) == 2 * 64 * (9 * 3 * 2) + 2 * 64 * (6 * 4)
+    assert budget.probes.prefix_flops(model) == 2 * 64 * (9 * 3 * 2) + 2 * 64 * (6 * 4)
