@@ -51,10 +51,11 @@ def _scores(labels, predicted, class_names) -> dict:
 def _heroes_run(data_dir, seed, recipe, policy, work: Path) -> dict:
     import numpy
 
-    from heroes.training.folder import FolderRun, train_folder
+    from heroes.training.folder import train_folder
+    from heroes.training.spec import TrainSpec
 
-    request = FolderRun(str(data_dir), recipe=recipe, policy=policy, seed=seed, cache_dir=str(work / "cache"))
-    outcome = train_folder(request.check(), work / "run", progress=False)
+    spec = TrainSpec(str(data_dir), recipe=recipe, policy=policy, seed=seed, cache_dir=str(work / "cache"))
+    outcome = train_folder(spec.resolve(), work / "run", progress=False)
     predictions, names = outcome["predictions"], list(outcome["metrics"]["class_names"])
     index = {name: position for position, name in enumerate(names)}
     labels = numpy.array([index[label] for label in predictions["label"]])

@@ -18,16 +18,18 @@ __version__ = "0.1.0"
 def train(data_dir, out, *, force: bool = False, progress: bool = True, lr=None, **options):
     """Train on a folder of class folders (as ``python -m heroes train``) and return the finished ``Run``.
 
-    ``options`` are those of ``heroes.training.folder.FolderRun``: recipe, backbone, policy, weights, epochs,
-    image_size, seed, split, learning_rate (or ``lr``), batch_size, label_smoothing, augment, tta, cache_dir.
+    ``options`` are the fields of ``heroes.training.spec.TrainSpec`` (the CLI's options): recipe, backbone, policy,
+    weights, epochs, image_size, seed, split, learning_rate (or ``lr``), batch_size, label_smoothing, augment, tta,
+    cache_dir. Every value is checked, and the weights chosen, before any image is read.
     """
     from heroes.serving.trained import Run
-    from heroes.training.folder import FolderRun, train_folder
+    from heroes.training.folder import train_folder
+    from heroes.training.spec import TrainSpec
 
     if lr is not None:
         options["learning_rate"] = lr
-    request = FolderRun(str(data_dir), **options).check()
-    return Run(train_folder(request, out, force=force, progress=progress)["run_dir"])
+    resolved = TrainSpec(str(data_dir), **options).resolve()
+    return Run(train_folder(resolved, out, force=force, progress=progress)["run_dir"])
 
 
 def load_run(run_dir):

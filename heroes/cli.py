@@ -185,15 +185,14 @@ def _bench(args) -> int:
 
 
 def _train(args) -> int:
-    from heroes.training import folder
+    from heroes.training import folder, spec
 
-    request = folder.FolderRun(
-        args.data_dir, recipe=args.recipe, backbone=args.backbone, policy=args.policy, weights=args.weights,
-        epochs=args.epochs, image_size=args.image_size, seed=args.seed, split=folder.parse_split(args.split),
-        learning_rate=args.lr, batch_size=args.batch_size, label_smoothing=args.label_smoothing,
-        augment=args.augment, tta=args.tta, cache_dir=args.cache_dir,
-    ).check()  # every number in range before any data is read
-    print(folder.describe(folder.train_folder(request, args.out, force=args.force)))
+    # options left out are absent from ``args`` (argparse.SUPPRESS): the spec's own defaults apply
+    given = {name: value for name, value in vars(args).items() if name in spec.defaults()}
+    if "split" in given:
+        given["split"] = spec.parse_split(given["split"])
+    resolved = spec.TrainSpec(args.data_dir, **given).resolve()  # every value checked before any data is read
+    print(folder.describe(folder.train_folder(resolved, args.out, force=args.force)))
     return 0
 
 
@@ -256,19 +255,21 @@ def build_parser() -> argparse.ArgumentParser:
     leakage.add_argument("--threshold", type=int, help="near-duplicate hash distance (default: the cleaning one)")
     leakage.set_defaults(handler=_leakage)
 
-    train = commands.add_parser("train", help="scan, clean, split and train a classifier on a folder of class folders")
+    train = commands.add_parser("train", help="scan, clean, split and train a classifier on a folder of class folders",
+                                argument_default=argparse.SUPPRESS)  # defaults: heroes.training.spec.TrainSpec's
     train.add_argument("data_dir", metavar="DATA_DIR", help="folder with one sub-folder per class (only read)")
     train.add_argument("--out", required=True, help="run folder to write (model, metrics, summary.md, tensorboard/)")
-    train.add_argument("--recipe", default="fine_tune", choices=("fine_tune", "study"),
+    train.add_argument("--recipe", choices=("fine_tune", "study"),
                        help="fine_tune (default: head on cached features, then the top of the backbone fine-tuned "
                             "on augmented views; chosen on real photos) or study (SGD under --policy)")
-    train.add_argument("--backbone", default="efficientnet_lite0", choices=BACKBONES, metavar="BACKBONE",
+    train.add_argument("--backbone", choices=BACKBONES, metavar="BACKBONE",
                        help="one of: %(choices)s (default efficientnet_lite0: ImageNet weights offline)")
     train.add_argument("--policy", choices=("study", "linear_probe", "full"),
                        help="--recipe study only: what trains (default study: the last stage and the new output)")
-    train.add_argument("--weights", default="auto", help="auto, imagenet, none or a weights file (default auto)")
+    train.add_argument("--weights", help="auto, imagenet, none or a weights file (default auto)")
     train.add_argument("--epochs", type=int, help="training epochs (default: fine_tune 8, study 10)")
-    train.add_argument("--lr", type=float, help="learning rate (default: fine_tune 3e-4 peak AdamW, study 0.001 SGD)")
+    train.add_argument("--lr", type=float, dest="learning_rate",
+                       help="learning rate (default: fine_tune 3e-4 peak AdamW, study 0.001 SGD)")
     train.add_argument("--batch-size", type=int, help="images per step (default: fine_tune 32, study 16)")
     train.add_argument("--label-smoothing", type=float, help="--recipe fine_tune only (default 0.1)")
     train.add_argument("--augment", action=argparse.BooleanOptionalAction,
@@ -276,10 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--tta", action=argparse.BooleanOptionalAction,
                        help="--recipe fine_tune only: average each test image with its mirror (default off)")
     train.add_argument("--image-size", type=int, help="input side in pixels (default: the backbone's, 224)")
-    train.add_argument("--seed", type=int, default=0, help="seed of the split and the training (default 0)")
-    train.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test fractions per class (0.8,0.1,0.1)")
+    train.add_argument("--seed", type=int, help="seed of the split and the training (default 0)")
+    train.add_argument("--split", help="train,val,test fractions per class (default 0.8,0.1,0.1)")
     train.add_argument("--cache-dir", help="decoded images and features (default $HEROES_CACHE_DIR or the user cache)")
-    train.add_argument("--force", action="store_true", help="replace a run already in --out")
+    train.add_argument("--force", action="store_true", default=False, help="replace a run already in --out")
     train.set_defaults(handler=_train)
 
     predict = commands.add_parser("predict", help="top-k classes of images or folders with a saved model")

@@ -1,6 +1,11 @@
 """Frozen dataclasses carrying the study's defaults; each run saves the one it used."""
 
 from dataclasses import asdict, dataclass
+from pathlib import PurePath
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the annotation only: importing heroes.models starts TensorFlow
+    from heroes.models.weights import WeightsChoice
 
 # Folder names of the study's six classes, in the order every model and table uses.
 CLASSES = ("batman", "captain_marvel", "superman", "wonder_woman", "deadpool", "not_a_hero")
@@ -31,7 +36,8 @@ class TrainConfig:
     backbone: str = "vgg16"
     policy: str = "study"
     image_size: int = 224
-    weights: str = "auto"
+    weights: str = "auto"  # what was asked: auto, imagenet, none or a file path
+    weights_choice: "WeightsChoice | None" = None  # what it resolved to (once, at the entry point); None: at build
     epochs: int = 10
     batch_size: int = 16
     learning_rate: float = 0.001
@@ -53,7 +59,27 @@ class TrainConfig:
     suffix_path: str = "auto"  # first trainable Dense on cached features: auto (span where exact), span or direct
     suffix_precision: str = "auto"  # conv suffix on cached features: auto (bf16 where native), float32, mixed_bfloat16
 
+    def __eq__(self, other) -> bool:  # by value: a FinalConfig equals the TrainConfig holding the same values
+        return isinstance(other, TrainConfig) and asdict(self) == asdict(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted((key, repr(value)) for key, value in asdict(self).items())))
+
+
+@dataclass(frozen=True, eq=False)
+class FinalConfig(TrainConfig):
+    """A ``TrainConfig`` as it runs (``heroes.training.train.final_config``): checked, views and feature dtype
+    resolved. Training takes it as it is, so one entry point resolves a config once."""
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return str(value) if isinstance(value, PurePath) else value
+
 
 def to_dict(config) -> dict:
-    """Plain dict of a config dataclass, ready for ``json.dump``."""
-    return asdict(config)
+    """Plain dict of a config dataclass (nested choices and paths included), ready for ``json.dump``."""
+    return _plain(asdict(config))

@@ -33,7 +33,7 @@ def built(config, num_classes=2):
     """The model ``train_run(config)`` starts from, built exactly as it builds it."""
     config = train.final_config(config)
     train.fresh_session(config)
-    choice = build.choose_weights(config.backbone, config.weights, config.image_size)
+    choice = config.weights_choice or build.choose_weights(config.backbone, config.weights, config.image_size)
     return build.build_model(config.backbone, num_classes, config.image_size, weights=choice, policy=config.policy)
 
 
@@ -42,8 +42,9 @@ def built(config, num_classes=2):
 def test_later_seeds_share_the_first_seeds_backbone_but_not_its_head(tmp_path, backbone):
     base = dataclasses.replace(SMALL, backbone=backbone)
     configs = grid.run_configs([backbone], [0, 1], base, 2, tmp_path)
-    assert configs[backbone, 0].weights is None  # the first seed is a plain run, reusable by other notebooks
-    shared = configs[backbone, 1].weights
+    assert configs[backbone, 0].weights_choice is None  # the first seed is a plain run, reusable by other notebooks
+    assert configs[backbone, 1].weights is None  # what was asked stays recorded; what it resolved to is separate
+    shared = configs[backbone, 1].weights_choice
     assert isinstance(shared, WeightsChoice) and shared.random and shared.source == "random (weights=None)"
     assert "shared by every seed" in shared.note and shared.path.parent == tmp_path / grid.INITIALISATIONS
 
@@ -57,7 +58,7 @@ def test_later_seeds_share_the_first_seeds_backbone_but_not_its_head(tmp_path, b
     assert not numpy.allclose(first.get_layer("predictions").get_weights()[0],
                               second.get_layer("predictions").get_weights()[0])
 
-    plain = built(dataclasses.replace(configs[backbone, 1], weights=None))  # without sharing: another backbone
+    plain = built(dataclasses.replace(configs[backbone, 1], weights_choice=None))  # without sharing: another backbone
     assert features.prefix_fingerprint(surgery.split_at_first_trainable(plain)[0]) != fingerprints[0]
 
 
@@ -67,6 +68,7 @@ def test_real_weights_need_no_sharing(tmp_path):
     assert grid.shared_initialisation(dataclasses.replace(SMALL, weights=str(file)), 2, tmp_path) is None
     configs = grid.run_configs(["vgg16"], [0, 1], dataclasses.replace(SMALL, weights=str(file)), 2, tmp_path)
     assert {config.weights for config in configs.values()} == {str(file)}
+    assert {config.weights_choice for config in configs.values()} == {None}
 
 
 @pytest.mark.parametrize("seeds, message", [([], "seeds is empty"), ([0, 0], "distinct")])

@@ -10,6 +10,7 @@ import pytest
 
 from heroes import cli
 from heroes.training import folder as train_folder
+from heroes.training.spec import TrainSpec
 from heroes.data import augment
 from heroes.models import backbones
 from tests.test_own_photographs import draw_named
@@ -103,7 +104,7 @@ def test_a_run_that_fails_at_its_last_step_leaves_no_run_folder(photos, tmp_path
     monkeypatch.setattr(run_report, "write_summary", broken)
     out = tmp_path / "run"
     with pytest.raises(RuntimeError):
-        train_folder.train_folder(train_folder.FolderRun(str(photos), epochs=1, image_size=64), out, progress=False)
+        train_folder.train_folder(TrainSpec(str(photos), epochs=1, image_size=64), out, progress=False)
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
@@ -112,7 +113,7 @@ def test_train_writes_only_its_run_folder_and_the_cache_folder(photos, tmp_path)
     from heroes import paths
 
     processed = sorted(paths.PROCESSED.rglob("*")) if paths.PROCESSED.exists() else []
-    request = train_folder.FolderRun(str(photos), recipe="study", epochs=1, image_size=64,
+    request = TrainSpec(str(photos), recipe="study", epochs=1, image_size=64,
                                      cache_dir=str(tmp_path / "cache"))
     train_folder.train_folder(request, tmp_path / "run", progress=False)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["cache", "run"]

@@ -129,7 +129,7 @@ def test_xla_trains_dense_suffixes_everywhere_but_convolutional_ones_only_withou
     conv_suffix = surgery.split_at_first_trainable(build.build_model("resnet50", 2, 32, weights=None))[1]
     config = dataclasses.replace(SMALL, backbone="vgg16")
     for flags, conv in (({"avx2", "avx512f"}, False), ({"avx2"}, True)):
-        monkeypatch.setattr(hardware, "cpu_flags", lambda flags=flags: flags)
+        monkeypatch.setattr(machine, "cpu_flags", lambda flags=flags: flags)
         assert train.suffix_uses_xla(config, "float32", vgg_suffix)  # fc1/fc2: memory-bound, XLA faster on both
         assert train.suffix_uses_xla(config, "float32", conv_suffix) is conv
         assert not train.suffix_uses_xla(config, "mixed_bfloat16", vgg_suffix)

@@ -50,7 +50,7 @@ def shared_initialisation(config: TrainConfig, num_classes: int, directory) -> W
     note. A run built from it has the same frozen prefix (same feature-cache fingerprint) as the plain run.
     """
     config = train.final_config(config)
-    choice = build.choose_weights(config.backbone, config.weights, config.image_size)
+    choice = config.weights_choice or build.choose_weights(config.backbone, config.weights, config.image_size)
     if not choice.random:
         return None
     model, _ = train.build_run_model(config, num_classes)
@@ -81,8 +81,8 @@ def run_configs(backbones, seeds, base: TrainConfig, num_classes: int, models_di
         shared = (shared_initialisation(first, num_classes, Path(models_dir) / INITIALISATIONS)
                   if shared_init and len(seeds) > 1 else None)
         for seed in seeds:
-            weights = shared if shared is not None and seed != seeds[0] else base.weights
-            configs[backbone, seed] = dataclasses.replace(first, seed=seed, weights=weights)
+            choice = shared if shared is not None and seed != seeds[0] else base.weights_choice
+            configs[backbone, seed] = dataclasses.replace(first, seed=seed, weights_choice=choice)
     return configs
 
 
@@ -138,8 +138,8 @@ def describe_configs(configs: dict) -> pandas.DataFrame:
     rows, first = [], {}
     for (backbone, seed), config in configs.items():
         first.setdefault(backbone, seed)
-        start = (f"{config.weights.source}: the backbone of seed {first[backbone]}'s run"
-                 if isinstance(config.weights, WeightsChoice) else f"weights={config.weights!r}")
+        start = (f"{config.weights_choice.source}: the backbone of seed {first[backbone]}'s run"
+                 if seed != first[backbone] and config.weights_choice is not None else f"weights={config.weights!r}")
         rows.append({"backbone": backbone, "seed": seed, "policy": config.policy, "image size": config.image_size,
                      "epochs": config.epochs, "starts from": start})
     return pandas.DataFrame(rows)

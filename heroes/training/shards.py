@@ -99,7 +99,7 @@ def _empty(size: int) -> tuple:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m heroes.training.strategy", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m heroes.training.shards", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     extract = commands.add_parser("extract", help="fill the frozen-feature cache for one shard of the images")
     extract.add_argument("splits", help="splits CSV from `python -m heroes split`")

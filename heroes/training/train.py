@@ -13,7 +13,7 @@ import numpy
 import pandas
 
 from heroes import machine, paths
-from heroes.config import TrainConfig, to_dict
+from heroes.config import FinalConfig, TrainConfig, to_dict
 from heroes.data import augment
 from heroes.errors import UserError
 from heroes.models import build, surgery
@@ -61,8 +61,11 @@ class EpochBatches(keras.utils.PyDataset):
         self.epoch += 1
 
 
-def final_config(config: TrainConfig) -> TrainConfig:
-    """The config as it will run: checked, ``views`` 1 without augmentation, ``feature_dtype`` resolved."""
+def final_config(config: TrainConfig) -> FinalConfig:
+    """The config as it will run: checked, ``views`` 1 without augmentation, ``feature_dtype`` resolved; a config
+    that is final already is returned as it is (it was resolved once, at its entry point)."""
+    if isinstance(config, FinalConfig):
+        return config
     if config.epochs < 1 or config.batch_size < 1:
         raise UserError(f"epochs and batch_size must be at least 1, got {config.epochs} and {config.batch_size}")
     if config.learning_rate <= 0 or not 0 <= config.momentum < 1:
@@ -75,8 +78,8 @@ def final_config(config: TrainConfig) -> TrainConfig:
         raise UserError(f"augment=True needs views >= 2 (view 0 is the original image), got views={config.views}")
     _check_optimizer(config)
     views = config.views if config.augment else 1
-    return dataclasses.replace(config, views=views, feature_dtype=features.resolve_feature_dtype(
-        config.feature_dtype, get_backbone(config.backbone).bf16_features))
+    dtype = features.resolve_feature_dtype(config.feature_dtype, get_backbone(config.backbone).bf16_features)
+    return FinalConfig(**{**vars(config), "views": views, "feature_dtype": dtype})
 
 
 def _check_optimizer(config: TrainConfig) -> None:
@@ -356,7 +359,7 @@ def build_run_model(config: TrainConfig, num_classes: int):
     session under ``config.strategy``'s scope. Everything that must see the same prefix (feature shards, the shared
     random initialisation, benchmarks) builds it here."""
     fresh_session(config)
-    choice = build.choose_weights(config.backbone, config.weights, config.image_size)
+    choice = config.weights_choice or build.choose_weights(config.backbone, config.weights, config.image_size)
     with strategy.strategy_for(config).scope():
         model = build.build_model(config.backbone, num_classes, config.image_size, weights=choice,
                                   policy=config.policy, dropout=config.dropout)
@@ -416,7 +419,7 @@ def _record(name, config, sets, class_names, manifest_hash, choice, model) -> di
 
 def train_run(
     config: TrainConfig, sets: dict, name: str = "run", run_dir=None, manifest_hash: str = "",
-    use_cache=None, cache_dir=None, progress: bool = True, save_model: bool = True,
+    use_cache=None, cache_dir=None, progress: bool = True, save_model: bool = True, details: dict | None = None,
 ) -> RunResult:
     """Train ``config.backbone`` under ``config.policy`` on ``sets`` (train/val/test ``ImageSet``s), write a run directory.
 
@@ -427,7 +430,8 @@ def train_run(
     features the first Dense layer trains on the span path where that is exact and a convolutional suffix in mixed
     bf16 where that is native (``fit_suffix``); metrics.json and config.json record ``suffix_path`` (and why) and
     ``suffix_precision``, metrics.json the seconds of every step (``step_seconds``).
-    ``save_model=False`` skips the ``.keras`` file (VGG16 at 224 px is ~0.5 GB) when only the numbers matter.
+    ``save_model=False`` skips the ``.keras`` file (VGG16 at 224 px is ~0.5 GB) when only the numbers matter;
+    ``details`` are more fields for metrics.json (what the entry point knows), written with the rest, once.
     """
     wall_start, steps = time.perf_counter(), {}
     config = final_config(config)
@@ -456,29 +460,23 @@ def train_run(
     steps.update(outcome.get("steps", {"fit": outcome["train_time_s"]}))
     with _timed(steps, "test_predictions"):
         probabilities, test_store = _test_probabilities(model, prefix, suffix, cache, config, sets["test"], progress)
-    history = outcome["history"]
-    best = outcome["best_epoch"]
-    metrics = {
-        "name": name, "backbone": config.backbone, "policy": config.policy, "seed": config.seed,
-        "weights": choice.source, "weights_random": choice.random, "weights_note": choice.note,
-        **runs.score_test_set(sets["test"], probabilities),
-        "best_epoch": best, "epochs_run": len(history),
-        "best_val_loss": None if best is None else float(history["val_loss"].iloc[best - 1]),
-        "best_val_accuracy": None if best is None else float(history["val_accuracy"].iloc[best - 1]),
-        "train_path": "end-to-end" if cache is None else "cached-features",
+    history, steps_rounded = outcome["history"], {step: round(seconds, 3) for step, seconds in steps.items()}
+    details = {
+        "name": name, "train_path": "end-to-end" if cache is None else "cached-features",
         "feature_dtype": config.feature_dtype if cache is not None else None,
         "feature_cache": _store_record(cache), "test_feature_cache": _store_record(test_store),
         "deterministic_ops": _determinism_enabled(),
         "suffix_xla": outcome.get("suffix_xla", False), **_suffix_choice(outcome),
         "feature_time_s": outcome.get("feature_time_s", 0.0), "train_time_s": outcome["train_time_s"],
-        "manifest_hash": manifest_hash, "class_names": list(class_names),
+        "manifest_hash": manifest_hash, "wall_time_s": time.perf_counter() - wall_start,
+        "step_seconds": steps_rounded, **(details or {}),
     }
+    metrics = runs.RunMetrics.of_run(config.backbone, config.policy, config.seed, choice, sets["test"],
+                                     probabilities, history, outcome["best_epoch"], details)
     predictions = runs.predictions_frame(sets["test"], probabilities)
-    metrics["wall_time_s"] = time.perf_counter() - wall_start
-    metrics["step_seconds"] = {step: round(seconds, 3) for step, seconds in steps.items()}
     record = _record(name, config, sets, class_names, manifest_hash, choice, model) | _suffix_choice(outcome)
     runs.write_run(run_dir, record, history, metrics, predictions, model if save_model else None, class_names)
     if progress:
-        print(f"{name}: test accuracy {metrics['test_accuracy']:.3f} on {metrics['test_n']} images "
-              f"(best epoch {best}); {metrics['wall_time_s']:.0f} s; written to {run_dir}")
-    return RunResult(run_dir, config, history, metrics, predictions, model, record)
+        print(f"{name}: test accuracy {metrics.test_accuracy:.3f} on {metrics.test_n} images "
+              f"(best epoch {metrics.best_epoch}); {details['wall_time_s']:.0f} s; written to {run_dir}")
+    return RunResult(run_dir, config, history, metrics.to_json(), predictions, model, record)
