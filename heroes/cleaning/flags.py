@@ -53,12 +53,12 @@ from dataclasses import dataclass
 
 import numpy
 import pandas
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from heroes.cleaning import embedding_flags
 from heroes.cleaning.fingerprints import fingerprint_all, hash_words
 from heroes.cleaning.near_duplicates import close_pairs, distances
+from heroes.data.scan import data_rows
+from heroes.data.split import link_equal, linked_components
 from heroes.errors import UserError
 from heroes.io import printable
 
@@ -98,13 +98,6 @@ class FlagResult:
     fingerprints: pandas.DataFrame
 
 
-def data_rows(manifest: pandas.DataFrame) -> pandas.Series:
-    """True for class data (not probes); a manifest without ``role`` is all data."""
-    if "role" not in manifest.columns:
-        return pandas.Series(True, index=manifest.index)
-    return manifest["role"].isin(["data", ""])
-
-
 def _issue(path, flag, action, reason, group_id="") -> dict:
     return {"path": path, "flag": flag, "action": action, "reason": reason, "group_id": group_id}
 
@@ -136,16 +129,6 @@ def _quality(usable: pandas.DataFrame, config: CleanConfig) -> list:
     return issues
 
 
-def _link_equal(values: pandas.Series) -> tuple:
-    """Edges chaining the rows that share a (non-empty) value."""
-    positions = pandas.Series(numpy.arange(len(values)), index=values.index)
-    frame = pandas.DataFrame({"value": values.to_numpy(), "position": positions.to_numpy()})
-    frame = frame[frame["value"] != ""].sort_values(["value", "position"])
-    same = frame["value"].to_numpy()[1:] == frame["value"].to_numpy()[:-1]
-    rows = frame["position"].to_numpy()
-    return rows[:-1][same], rows[1:][same]
-
-
 def duplicate_components(usable: pandas.DataFrame, near_threshold: int, searchable=None) -> tuple:
     """Component label per row (exact and near copies linked) and a mask of exact copies.
 
@@ -154,15 +137,13 @@ def duplicate_components(usable: pandas.DataFrame, near_threshold: int, searchab
     """
     count = len(usable)
     searchable = numpy.ones(count, dtype=bool) if searchable is None else numpy.asarray(searchable)
-    sha_a, sha_b = _link_equal(usable["sha256"])
-    pixel_a, pixel_b = _link_equal(usable["pixel_sha256"])
+    sha_a, sha_b = link_equal(usable["sha256"])
+    pixel_a, pixel_b = link_equal(usable["pixel_sha256"])
     index = numpy.flatnonzero(searchable)
     pairs, _ = close_pairs(hash_words(usable)[index], near_threshold)
     near_a, near_b = index[pairs[:, 0]], index[pairs[:, 1]]
-    first = numpy.concatenate([sha_a, pixel_a, near_a])
-    second = numpy.concatenate([sha_b, pixel_b, near_b])
-    graph = coo_matrix((numpy.ones(len(first)), (first, second)), shape=(count, count))
-    _, component = connected_components(graph, directed=False)
+    component = linked_components(count, numpy.concatenate([sha_a, pixel_a, near_a]),
+                                  numpy.concatenate([sha_b, pixel_b, near_b]))
     exact = numpy.zeros(count, dtype=bool)
     exact[numpy.concatenate([sha_a, sha_b, pixel_a, pixel_b]).astype(numpy.int64)] = True
     return component, exact
@@ -275,7 +256,7 @@ def resolve(issues: list, manifest: pandas.DataFrame) -> pandas.DataFrame:
 
 def usable_rows(manifest: pandas.DataFrame, progress=True, workers=None) -> tuple:
     """Decodable class-data rows with their fingerprints, and the embedding of each."""
-    usable = manifest[(manifest["status"] == "ok") & data_rows(manifest)].reset_index(drop=True)
+    usable = manifest[data_rows(manifest, usable=True)].reset_index(drop=True)
     prints, vectors = fingerprint_all(usable["path"], progress=progress, workers=workers)
     return pandas.concat([usable, prints.drop(columns="path")], axis=1), vectors
 

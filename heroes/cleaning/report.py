@@ -2,16 +2,16 @@
 
 import pandas
 
-from heroes.cleaning.flags import ACTIONS, FLAGS, data_rows
-from heroes.errors import UserError
+from heroes.cleaning.flags import ACTIONS, FLAGS
+from heroes.data.scan import data_rows
+from heroes.data.sizing import fitting_counts as fitting_counts  # re-exported: the sizing lives in heroes.data.sizing
 
 
 def class_counts(manifest: pandas.DataFrame, cleaned: pandas.DataFrame) -> pandas.DataFrame:
     """Class data per label: files found, decodable, and left in the cleaned manifest (probes apart)."""
-    found = manifest[data_rows(manifest)]
     table = pandas.DataFrame({
-        "files": found.groupby("label").size(),
-        "decodable": found[found["status"] == "ok"].groupby("label").size(),
+        "files": manifest[data_rows(manifest)].groupby("label").size(),
+        "decodable": manifest[data_rows(manifest, usable=True)].groupby("label").size(),
         "cleaned": cleaned[data_rows(cleaned)].groupby("label").size(),
     }).fillna(0).astype(int)
     table.loc["total"] = table.sum()
@@ -20,10 +20,9 @@ def class_counts(manifest: pandas.DataFrame, cleaned: pandas.DataFrame) -> panda
 
 def probe_counts(manifest: pandas.DataFrame) -> pandas.DataFrame:
     """Probes per label (never cleaned, never trained on): files and decodable."""
-    probes = manifest[~data_rows(manifest)]
     return pandas.DataFrame({
-        "files": probes.groupby("label").size(),
-        "decodable": probes[probes["status"] == "ok"].groupby("label").size(),
+        "files": manifest[data_rows(manifest, role="probe")].groupby("label").size(),
+        "decodable": manifest[data_rows(manifest, usable=True, role="probe")].groupby("label").size(),
     }).fillna(0).astype(int)
 
 
@@ -68,28 +67,3 @@ def class_samples(cleaned: pandas.DataFrame, count: int) -> list:
         rows = rows.head(count)
         samples.append((label, list(rows["path"]), [path.rsplit("/", 1)[-1] for path in rows["path"]]))
     return samples
-
-
-def fitting_counts(cleaned: pandas.DataFrame, train, val, test) -> tuple:
-    """Per-class (train, val, test) counts that the smallest cleaned class can fill.
-
-    When cleaning removed only a few images (the embedded set), validation and test keep their size, since they
-    carry the reported numbers, and training is lowered. When the smallest class cannot fill half the training
-    count (a user's small folders), all three become the largest counts in the same proportions (the study's
-    200/25/25 of 250 scaled down, at least 1 validation and 1 test image). Fractions (all below 1) pass through.
-    """
-    if all(value < 1 for value in (train, val, test)):
-        return train, val, test
-    kept = cleaned[data_rows(cleaned)]
-    if kept.empty:
-        raise UserError("cleaning left no images to split: every file was flagged (see flags.csv for why)")
-    sizes = kept.groupby("label").size()
-    smallest, name = int(sizes.min()), sizes.idxmin()
-    if smallest < 3:
-        raise UserError(f"class {name!r} has {smallest} usable image(s) after cleaning: at least 3 are needed "
-                        f"(one each for training, validation and test)")
-    if smallest - val - test >= train / 2:
-        return min(int(train), int(smallest - val - test)), int(val), int(test)
-    scale = smallest / (train + val + test)
-    val_count, test_count = max(1, int(val * scale)), max(1, int(test * scale))
-    return min(int(train * scale), smallest - val_count - test_count), val_count, test_count

@@ -22,6 +22,7 @@ COLUMNS = [
 REQUIRED_COLUMNS = ["path", "label", "status", "reason", "sha256", "width", "height", "format"]
 INTEGER_COLUMNS = ["width", "height", "bytes"]
 STATUSES = ("ok", "rejected")
+ROLES = ("data", "probe")  # class data; unmasked-hero probes under probes/<class>/ (never trained on)
 SHA256_PATTERN = "[0-9a-f]{64}"
 PROBES_FOLDER = "probes"
 SYSTEM_NAMES = {"thumbs.db", "desktop.ini", "__macosx", "@eadir", "$recycle.bin", "system volume information"}
@@ -98,6 +99,20 @@ def _scanned_root(folder: str, label: str) -> str:
     return folder
 
 
+def data_rows(manifest: pandas.DataFrame, usable: bool = False, role: str = "data") -> pandas.Series:
+    """The one "is this a data row" test, a mask over ``manifest``: rows of ``role`` ("data": class data, also rows
+    the scan placed in no class folder; "probe": unmasked-hero probes), and with ``usable`` only those the scan could
+    decode (status ok). A manifest without ``role`` is all class data; one without ``status`` (a splits file) all
+    decodable. Cleaning, splitting, sizing and the probe helpers all ask this."""
+    if "role" in manifest.columns:
+        rows = manifest["role"].isin(["data", ""] if role == "data" else [role])
+    else:
+        rows = pandas.Series(role == "data", index=manifest.index)
+    if usable and "status" in manifest.columns:
+        rows &= manifest["status"] == "ok"
+    return rows
+
+
 def _check_digests(frame: pandas.DataFrame, path) -> None:
     """An ok row without its sha256 cannot be grouped, split or matched to a decision: re-scan, never guess."""
     ok = frame[frame["status"] == "ok"]
@@ -115,9 +130,10 @@ def describe_manifest(frame: pandas.DataFrame, out_path=None) -> str:
     reasons = Counter(reason.split(":")[0] for reason in rejected["reason"])
     by_count = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))
     lines += [f"  rejected {count:>5,}  {reason}" for reason, count in by_count]
-    roles = ok["role"] if "role" in ok.columns else pandas.Series("data", index=ok.index)
-    for role in sorted(set(roles)):
-        counts = ok[roles == role]["label"].value_counts().sort_index()
+    for role in ROLES:
+        counts = frame[data_rows(frame, usable=True, role=role)]["label"].value_counts().sort_index()
+        if counts.empty:
+            continue
         title = "ok per class" if role == "data" else f"ok per class ({role})"
         lines.append(f"{title}: " + ", ".join(f"{io.printable(label)} {count:,}" for label, count in counts.items()))
     if out_path is not None:

@@ -87,9 +87,7 @@ def probe_rows(manifest: pandas.DataFrame, classes=None) -> pandas.DataFrame:
     ``classes`` keeps only probes of those labels (probes of heroes the model was not trained on are still
     informative: the model must call them something).
     """
-    if "role" not in manifest.columns:
-        return manifest.iloc[:0].copy()
-    probes = manifest[(manifest["role"] == "probe") & (manifest["status"] == "ok")]
+    probes = manifest[scan.data_rows(manifest, usable=True, role="probe")]
     if classes is not None:
         wanted = {scan.class_id_for(name) for name in classes}
         probes = probes[probes["label"].map(scan.class_id_for).isin(wanted)]

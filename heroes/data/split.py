@@ -24,6 +24,8 @@ import pandas
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from heroes.data import sizing
+from heroes.data.scan import data_rows
 from heroes.errors import UserError
 from heroes.io import absolute_paths, check_output_path, printable, read_csv, resolved_paths, write_csv
 
@@ -37,38 +39,38 @@ def _hash_unit(seed: int, key: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+def link_equal(values: pandas.Series) -> tuple:
+    """Edges (first, second row positions) chaining the rows that share a non-empty value."""
+    frame = pandas.DataFrame({"value": values.fillna("").to_numpy(), "position": numpy.arange(len(values))})
+    frame = frame[frame["value"] != ""].sort_values(["value", "position"])
+    same = frame["value"].to_numpy()[1:] == frame["value"].to_numpy()[:-1]
+    rows = frame["position"].to_numpy()
+    return rows[:-1][same], rows[1:][same]
+
+
+def linked_components(count: int, first, second) -> numpy.ndarray:
+    """Connected-component label of each of ``count`` rows linked by the edges ``first[i]``-``second[i]``: the one
+    grouping of copies (cleaning's duplicate groups, the split's content groups)."""
+    first, second = numpy.asarray(first, dtype=numpy.int64), numpy.asarray(second, dtype=numpy.int64)
+    graph = coo_matrix((numpy.ones(len(first)), (first, second)), shape=(count, count))
+    return connected_components(graph, directed=False)[1]
+
+
 def group_keys(frame: pandas.DataFrame) -> pandas.Series:
-    """Content key per row: the smallest sha256 among rows linked by sha256 or ``group_id``."""
-    tokens = ["sha:" + value for value in frame["sha256"]]
+    """Content key per row: the smallest sha256 among rows linked by sha256 or (non-empty) near-duplicate
+    ``group_id``."""
+    edges = [link_equal(frame["sha256"])]
     if "group_id" in frame.columns:
-        # Rows with the same non-empty group_id are linked too (near duplicates).
-        tokens_group = [f"grp:{value}" if value not in ("", None) else None for value in frame["group_id"]]
-    else:
-        tokens_group = [None] * len(frame)
-    vocabulary = {}
-    rows, columns = [], []
-    for row, (token, group_token) in enumerate(zip(tokens, tokens_group)):
-        for item in (token, group_token):
-            if item is not None:
-                rows.append(row)
-                columns.append(vocabulary.setdefault(item, len(vocabulary)))
-    # Rows and tokens as one bipartite graph; its components are the groups.
-    size = len(frame) + len(vocabulary)
-    graph = coo_matrix(
-        (numpy.ones(len(rows)), (numpy.array(rows), len(frame) + numpy.array(columns))),
-        shape=(size, size),
-    )
-    _, component = connected_components(graph, directed=False)
-    row_component = pandas.Series(component[: len(frame)], index=frame.index)
-    smallest = frame["sha256"].groupby(row_component).transform("min")
-    return smallest
+        edges.append(link_equal(frame["group_id"]))
+    first = numpy.concatenate([pair[0] for pair in edges])
+    second = numpy.concatenate([pair[1] for pair in edges])
+    component = pandas.Series(linked_components(len(frame), first, second), index=frame.index)
+    return frame["sha256"].groupby(component).transform("min")
 
 
 def _usable_rows(manifest: pandas.DataFrame) -> pandas.DataFrame:
-    """Decodable training-pool rows: status ok, and not an unmasked-hero probe."""
-    usable = manifest[manifest["status"] == "ok"]
-    if "role" in usable.columns:
-        usable = usable[usable["role"].isin(["data", ""])]
+    """Decodable training-pool rows (``scan.data_rows``: status ok, not an unmasked-hero probe), each with a sha256."""
+    usable = manifest[data_rows(manifest, usable=True)]
     if usable.empty:
         raise UserError("the manifest has no usable images (status ok) to split")
     unhashed = usable["sha256"].fillna("").str.strip() == ""
@@ -116,27 +118,10 @@ def _warn_empty_splits(usable: pandas.DataFrame, fractions: dict) -> None:
                   f"{', '.join(map(printable, empty))}; give per-class counts or more images", file=sys.stderr)
 
 
-def _check_counts(usable: pandas.DataFrame, needed: int) -> None:
-    """A class with too few images for the requested counts is an error naming the numbers."""
-    counts = usable.groupby("label").size()
-    short = counts[counts < needed]
-    if not short.empty:
-        details = ", ".join(f"'{label}' has {count}" for label, count in short.items())
-        raise UserError(f"too few images for {needed} per class (train+val+test): {details}")
-
-
 def make_splits(manifest, train=200, val=25, test=25, seed=0) -> pandas.DataFrame:
     """Assign every usable image to train/val/test (or ``unused``), per class, group-aware."""
     values = (train, val, test)
-    if any(value < 0 for value in values):
-        raise UserError("split sizes must be non-negative")
-    if not any(values):
-        raise UserError("split sizes are all 0: every image would be unused; give --train, --val or --test above 0")
-    fractions = all(value < 1 for value in values)
-    if not fractions and any(0 < value < 1 for value in values):
-        raise UserError("give either per-class counts (200 25 25) or fractions (0.8 0.1 0.1), not a mix")
-    if fractions and sum(values) > 1 + 1e-9:
-        raise UserError(f"split fractions add up to {sum(values):g}, more than 1")
+    fractions = sizing.are_fractions(*values)
     usable = _usable_rows(manifest)
     usable["group_key"] = group_keys(usable)
     usable["unit"] = [_hash_unit(seed, key) for key in usable["group_key"]]
@@ -145,7 +130,7 @@ def make_splits(manifest, train=200, val=25, test=25, seed=0) -> pandas.DataFram
         _warn_empty_splits(usable, dict(zip(SPLIT_NAMES, values)))
     else:
         quotas = {"train": int(train), "val": int(val), "test": int(test)}
-        _check_counts(usable, sum(quotas.values()))
+        sizing.check_counts(usable, sum(quotas.values()))
         assigned = {}
         for label in sorted(usable["label"].unique()):
             assigned.update(_count_split(usable[usable["label"] == label], quotas, assigned))

@@ -10,8 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from heroes import paths, progress
-from heroes.config import SplitConfig
-from heroes.data import sources
+from heroes.data import sizing, sources
 from heroes.errors import UserError
 from heroes.io import write_json
 
@@ -50,13 +49,11 @@ def overrides(seeds=None, size=None, per_class=None, epochs=None) -> dict:
 
 def _study_proportions(per_class: int) -> dict:
     """Notebook 01's train/val/test counts for ``per_class`` images in the study's 200/25/25 proportions."""
-    study = SplitConfig()
-    total = study.train + study.val + study.test
-    val, test = (max(1, round(per_class * share / total)) for share in (study.val, study.test))
-    if per_class - val - test < 2:
+    train, val, test = sizing.study_counts(per_class)
+    if train < 2:
         raise UserError(f"PER_CLASS={per_class} leaves no training images after {val} validation and {test} test "
                         f"per class; use PER_CLASS=10 or more")
-    return {"train_count": per_class - val - test, "val_count": val, "test_count": test}
+    return {"train_count": train, "val_count": val, "test_count": test}
 
 
 def _children_cpu_s() -> float:
