@@ -24,6 +24,8 @@ from heroes.config import SplitConfig, TrainConfig
 from heroes.training.cached import span
 from heroes.models import surgery
 from heroes.training import train
+from heroes.training.cached import suffix_fit
+from heroes.training import spec
 from heroes.reporting import run_card
 
 TARGET_MINUTES = 25
@@ -60,14 +62,14 @@ def span_run_flops(sizes: dict, epochs: int, suffix_gflop: float, fc1_shape: tup
 
 
 def measured_suffix_seconds_per_image(suffix, config, rows: int, epochs: int = 2) -> float:
-    """Wall seconds per training image of ``suffix`` as a run trains it here (``train.fit_suffix``: span path,
+    """Wall seconds per training image of ``suffix`` as a run trains it here (``suffix_fit.fit_suffix``: span path,
     precision and XLA as chosen for this machine), on ``rows`` random ReLU-like features, after the first epoch
     (which also traces)."""
     rng = numpy.random.default_rng(0)
     inputs = 0.1 * numpy.maximum(rng.standard_normal((rows, *suffix.input_shape[1:]), dtype="float32"), 0)
     labels = rng.integers(0, suffix.output_shape[-1], rows)
     config = dataclasses.replace(config, epochs=epochs)
-    outcome = train.fit_suffix(suffix, config, lambda indices, views: inputs[indices], labels,
+    outcome = suffix_fit.fit_suffix(suffix, config, lambda indices, views: inputs[indices], labels,
                                (inputs[: config.batch_size], labels[: config.batch_size]))
     return float(outcome["history"]["seconds"].iloc[-1]) / rows
 
@@ -90,7 +92,7 @@ def budget(seeds: int = 3, epochs: int = 10, image_size: int = 224, measure: boo
     # bf16 runs extraction and conv suffixes where the CPU has it natively; elsewhere it is emulated, no floor to quote
     ceiling_bf16 = probes.matmul_ceiling(2048, 3, "bfloat16")["gflops"] if measure and bf16_native else None
     for name in BACKBONES:
-        config = train.final_config(TrainConfig(backbone=name, image_size=image_size, weights=None, epochs=epochs))
+        config = spec.final_config(TrainConfig(backbone=name, image_size=image_size, weights=None, epochs=epochs))
         model, _ = train.build_run_model(config, 6)
         prefix, suffix = surgery.split_at_first_trainable(model)
         prefix_gflop, suffix_gflop = probes.prefix_flops(prefix) / 1e9, probes.prefix_flops(suffix) / 1e9

@@ -18,6 +18,8 @@ from heroes.evaluation.predictions import load_predictions
 from heroes.models import backbones, build, surgery
 from heroes.training.cached import features
 from heroes.training import runs, train
+from heroes.training import spec
+from heroes.training import fit
 from heroes.models.weights import WeightsChoice
 from heroes.reporting import tables, verdicts
 
@@ -31,8 +33,8 @@ def small_sets():
 
 def built(config, num_classes=2):
     """The model ``train_run(config)`` starts from, built exactly as it builds it."""
-    config = train.final_config(config)
-    train.fresh_session(config)
+    config = spec.final_config(config)
+    fit.fresh_session(config)
     choice = config.weights_choice or build.choose_weights(config.backbone, config.weights, config.image_size)
     return build.build_model(config.backbone, num_classes, config.image_size, weights=choice, policy=config.policy)
 

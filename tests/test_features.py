@@ -91,6 +91,7 @@ def test_unknown_feature_dtype_is_a_clear_error():
 
 def test_auto_extracts_in_bf16_only_where_native_and_the_backbone_gains(monkeypatch):
     from heroes.training import train
+    from heroes.training import spec
     from heroes.models.backbones import get_backbone
 
     assert get_backbone("vgg16").bf16_features and not get_backbone("efficientnet_lite0").bf16_features
@@ -98,5 +99,5 @@ def test_auto_extracts_in_bf16_only_where_native_and_the_backbone_gains(monkeypa
         monkeypatch.setattr(features, "bf16_is_fast", lambda native=native: native)
         for backbone, expected in (("vgg16", "bfloat16" if native else "float32"), ("efficientnet_lite0", "float32")):
             config = train.TrainConfig(backbone=backbone, feature_dtype="auto")
-            assert train.final_config(config).feature_dtype == expected
+            assert spec.final_config(config).feature_dtype == expected
         assert features.resolve_feature_dtype("bfloat16", bf16_pays=False) == "bfloat16"  # asked for: honoured

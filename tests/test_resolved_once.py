@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from heroes import cli, io
+from heroes.config import FinalConfig
 from heroes.errors import UserError
 from heroes.models import weights
-from heroes.training import runs, spec, train
+from heroes.training import runs, spec
 from tests.test_own_photographs import draw_named
 
 NAMES = {"batman": "Batman", "not_a_hero": "Not a hero", "wonder_woman": "Wonder Woman"}
@@ -44,8 +45,8 @@ def counted(monkeypatch):
     # a choice passed through is not a resolution; a name or a path is
     everywhere(weights.resolve_weights, count(
         "weights", weights.resolve_weights, lambda backbone, chosen, **_: not isinstance(chosen, weights.WeightsChoice)))
-    everywhere(train.final_config, count(
-        "study config", train.final_config, lambda config: not isinstance(config, train.FinalConfig)))
+    everywhere(spec.final_config, count(
+        "study config", spec.final_config, lambda config: not isinstance(config, FinalConfig)))
 
     original = io.write_json
 

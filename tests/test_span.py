@@ -123,14 +123,14 @@ def test_mixed_bf16_suffix_trains_float32_master_weights_and_saves_a_float32_mod
 
 def test_xla_trains_dense_suffixes_everywhere_but_convolutional_ones_only_without_avx512(vgg_suffix, monkeypatch):
     from heroes import machine
-    from heroes.training import train
+    from heroes.training.cached import suffix_fit
 
     keras.utils.set_random_seed(0)
     conv_suffix = surgery.split_at_first_trainable(build.build_model("resnet50", 2, 32, weights=None))[1]
     config = dataclasses.replace(SMALL, backbone="vgg16")
     for flags, conv in (({"avx2", "avx512f"}, False), ({"avx2"}, True)):
         monkeypatch.setattr(machine, "cpu_flags", lambda flags=flags: flags)
-        assert train.suffix_uses_xla(config, "float32", vgg_suffix)  # fc1/fc2: memory-bound, XLA faster on both
-        assert train.suffix_uses_xla(config, "float32", conv_suffix) is conv
-        assert not train.suffix_uses_xla(config, "mixed_bfloat16", vgg_suffix)
-        assert not train.suffix_uses_xla(dataclasses.replace(config, deterministic=True), "float32", vgg_suffix)
+        assert suffix_fit.suffix_uses_xla(config, "float32", vgg_suffix)  # fc1/fc2: memory-bound, XLA faster on both
+        assert suffix_fit.suffix_uses_xla(config, "float32", conv_suffix) is conv
+        assert not suffix_fit.suffix_uses_xla(config, "mixed_bfloat16", vgg_suffix)
+        assert not suffix_fit.suffix_uses_xla(dataclasses.replace(config, deterministic=True), "float32", vgg_suffix)

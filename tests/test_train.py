@@ -16,7 +16,8 @@ from heroes.data.arrays import ImageSet
 from heroes.models import build, saving
 from heroes.training.cached import features
 from heroes.training import runs, train
-from heroes.training.train import fresh_session, release_optimizer_graphs, train_run
+from heroes.training.fit import fresh_session, release_optimizer_graphs
+from heroes.training.train import train_run
 
 # lr 0.01 so two epochs move the head visibly; the study's 0.001 barely moves it on 24 images.
 SMALL = TrainConfig(backbone="vgg16", image_size=32, weights=None, epochs=2, batch_size=8, learning_rate=0.01)

@@ -46,7 +46,7 @@ from heroes.benchmarking.settings import DEFAULT_OUT, FULL, Settings
 from heroes.benchmarking.suffix import suffix_paths
 from heroes.io import write_json
 from heroes.reporting import run_card
-from heroes.training import train
+from heroes.training import fit
 
 
 def bench_backbone(backbone, sets, settings, monitor, folder) -> dict:
@@ -71,7 +71,7 @@ def bench_backbone(backbone, sets, settings, monitor, folder) -> dict:
         with monitor.phase(f"{backbone} cached {dtype}") as phase:
             phase.update(cached(train_config(settings, backbone, dtype), sets, folder / backbone))
         rows[f"cached {dtype}"] = phase
-    train.fresh_session(config)
+    fit.fresh_session(config)
     return {"backbone": backbone, "policy": "study", "probe": probe, "rows": rows}
 
 

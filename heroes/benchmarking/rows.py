@@ -11,6 +11,7 @@ from heroes.config import TrainConfig
 from heroes.data import arrays, augment, scan, split
 from heroes.data.synthetic import dataset
 from heroes.training import train
+from heroes.training import fit
 from heroes.training.callbacks import BestWeights
 
 
@@ -87,10 +88,10 @@ def naive_timed(config, sets, settings) -> dict:
     extrapolate to ``config.epochs``; the test accuracy of a partly trained model is not reported."""
     start = time.perf_counter()
     model = train.build_run_model(config, len(sets["train"].class_names))[0]  # as train_run builds it
-    train.compile_for_training(model, config)
+    fit.compile_for_training(model, config)
     image_set = sets["train"]
     sha = numpy.asarray(image_set.sha256)
-    batches = train.EpochBatches(lambda indices, views: augment.view_batch(image_set.images[indices], sha[indices],
+    batches = fit.EpochBatches(lambda indices, views: augment.view_batch(image_set.images[indices], sha[indices],
                                                                             views),
                                  image_set.labels, config.batch_size, config.seed)
     steps = len(batches) if settings.naive_batches is None else min(settings.naive_batches, len(batches))
@@ -99,9 +100,9 @@ def naive_timed(config, sets, settings) -> dict:
     setup = time.perf_counter() - start
     fitted = model.fit(batches, validation_data=validation, epochs=settings.naive_epochs, steps_per_epoch=steps,
                        callbacks=[BestWeights("val_loss"), clock], verbose=0)
-    train.release_optimizer_graphs()
+    fit.release_optimizer_graphs()
     start = time.perf_counter()
-    model.predict(numpy.asarray(sets["test"].images, dtype="float32"), batch_size=train.PREDICT_BATCH, verbose=0)
+    model.predict(numpy.asarray(sets["test"].images, dtype="float32"), batch_size=fit.PREDICT_BATCH, verbose=0)
     test_pass = time.perf_counter() - start
     timed = len(clock.batches)
     batch = (sum(clock.train_parts) - clock.batches[0]) / (timed - 1) if timed > 1 else clock.batches[0]

@@ -10,6 +10,8 @@ from heroes.benchmarking.clocks import clock, cpu_seconds, steady
 from heroes.config import TrainConfig
 from heroes.models import surgery
 from heroes.training import train
+from heroes.training.cached import suffix_fit
+from heroes.training import fit
 
 
 def suffix_problem(settings, dimension: int, classes: int = 6) -> tuple:
@@ -23,18 +25,18 @@ def suffix_problem(settings, dimension: int, classes: int = 6) -> tuple:
 
 
 def suffix_path_run(config, problem, xla=None) -> dict:
-    """One path: fresh model (same seed, same initial weights), ``train.fit_suffix``, then validation probabilities
+    """One path: fresh model (same seed, same initial weights), ``suffix_fit.fit_suffix``, then validation probabilities
     of the trained (materialised) suffix."""
     features, labels, val_features, val_labels = problem
     with clock() as build:
         model, _ = train.build_run_model(config, 6)
         _, suffix = surgery.split_at_first_trainable(model)
     cpu = cpu_seconds()
-    outcome = train.fit_suffix(suffix, config, lambda indices, views: features[indices], labels,
+    outcome = suffix_fit.fit_suffix(suffix, config, lambda indices, views: features[indices], labels,
                                (val_features, val_labels), xla=xla)
     cpu = cpu_seconds() - cpu
     with clock() as predict:
-        probabilities = suffix.predict(val_features, batch_size=train.PREDICT_BATCH, verbose=0)
+        probabilities = suffix.predict(val_features, batch_size=fit.PREDICT_BATCH, verbose=0)
     history = outcome["history"]
     return {
         "path": outcome["suffix_path"], "reason": outcome["suffix_path_reason"], "xla": outcome["suffix_xla"],
@@ -67,7 +69,7 @@ def suffix_paths(settings) -> dict:
         again = suffix_path_run(dataclasses.replace(config, suffix_path="direct"), problem, xla=not direct["xla"])
         reference = _gaps(direct, again) | {"xla": again["xla"], "s_per_epoch": again["s_per_epoch"]}
     gaps = _gaps(direct, spanned)
-    train.fresh_session(config)
+    fit.fresh_session(config)
     return {
         "shape": f"{settings.suffix_rows} x {side * side * 512} -> 4096 -> 4096 -> 6",
         "rows": settings.suffix_rows, "validation_rows": settings.suffix_val, "epochs": settings.suffix_epochs,

@@ -21,6 +21,8 @@ from heroes.io import atomic_path
 from heroes.models import build, surgery
 from heroes.training.cached import features
 from heroes.training import runs, train
+from heroes.training import spec
+from heroes.training import fit
 from heroes.models.backbones import get_backbone
 from heroes.models.weights import WeightsChoice
 
@@ -49,7 +51,7 @@ def shared_initialisation(config: TrainConfig, num_classes: int, directory) -> W
     its backbone saved under ``directory``, and the returned choice keeps the random source and says so in its
     note. A run built from it has the same frozen prefix (same feature-cache fingerprint) as the plain run.
     """
-    config = train.final_config(config)
+    config = spec.final_config(config)
     choice = config.weights_choice or build.choose_weights(config.backbone, config.weights, config.image_size)
     if not choice.random:
         return None
@@ -61,7 +63,7 @@ def shared_initialisation(config: TrainConfig, num_classes: int, directory) -> W
     if not path.is_file():
         with atomic_path(path, suffix=".tmp.weights.h5") as temporary:
             donor.save_weights(temporary)
-    train.fresh_session(config)
+    fit.fresh_session(config)
     note = (f"{choice.note}; backbone initialised once (seed {config.seed}, prefix fingerprint {fingerprint}) and "
             f"shared by every seed, as ImageNet weights would be; the new layers start from each run's own seed")
     return WeightsChoice(choice.source, str(path), path, True, note)
@@ -147,7 +149,7 @@ def describe_configs(configs: dict) -> pandas.DataFrame:
 
 def _recorded(config: TrainConfig) -> dict:
     """``config`` as its run's config.json records it (final, JSON round-tripped)."""
-    return json.loads(json.dumps(to_dict(train.final_config(config)), default=str))
+    return json.loads(json.dumps(to_dict(spec.final_config(config)), default=str))
 
 
 def reuse_problem(run_dir, config, manifest_hash, test_set, need_model, require_train_eval=False) -> str | None:

@@ -1,7 +1,6 @@
 """A finished `heroes train` run as a Python object: its metrics, predictions and model, and what a notebook
 asks of them (predict, confusion matrix, learning curves, top losses)."""
 
-import json
 from functools import cached_property
 from pathlib import Path
 
@@ -33,7 +32,7 @@ class Run:
     @cached_property
     def metrics(self) -> dict:
         """metrics.json: test accuracy and n, backbone, weights, classes, the recipe and every option it used."""
-        return json.loads((self.run_dir / runs.METRICS).read_text())
+        return runs.read_metrics(self.run_dir).to_json()
 
     @cached_property
     def predictions(self) -> pandas.DataFrame:

@@ -4,7 +4,7 @@ Layout of ``models/<name>-<backbone>-<policy>-s<seed>/``::
 
     config.json        the final TrainConfig, data sizes, class names, manifest hash, weights source
     history.csv        one row per epoch: epoch, loss, accuracy, val_loss, val_accuracy, seconds
-    metrics.json       ``RunMetrics`` (schema 1): test accuracy/loss/n, weights, classes, best epoch, and the path's details
+    metrics.json       ``RunMetrics`` (schema 1): test accuracy/loss/n, weights, classes, best epoch, the path's details
     predictions.csv    the test set in a fixed order: path, sha256, label, predicted, correct, prob_<class>...
     model.keras        the trained model (best validation loss), raw 0-255 RGB in
     model.class_names.json   its class names in output order (heroes.models.saving.save_model)

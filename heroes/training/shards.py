@@ -56,9 +56,11 @@ def extract_feature_shard(config, sets: dict, shard=(0, 1), cache_dir=None, prog
     from heroes.training.cached import features
     from heroes.models import surgery
     from heroes.training import train
+    from heroes.training.cached import suffix_fit
+    from heroes.training import spec
 
     index, count = parse_shard(shard) if isinstance(shard, str) else shard
-    config = train.final_config(config)
+    config = spec.final_config(config)
     model, choice = train.build_run_model(config, len(sets["train"].class_names))
     prefix, _ = surgery.split_at_first_trainable(model)
     if not prefix.weights:
@@ -66,7 +68,7 @@ def extract_feature_shard(config, sets: dict, shard=(0, 1), cache_dir=None, prog
     store = features.open_store(prefix, config.backbone, choice.source, config.image_size, config.feature_dtype,
                                 cache_dir)
     shards = {name: shard_set(image_set, index, count) for name, image_set in sets.items()}
-    return train.extract_run_features(prefix, store, shards, config, progress)
+    return suffix_fit.extract_run_features(prefix, store, shards, config, progress)
 
 
 def shard_splits(splits, index: int, count: int):

@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from heroes.config import TrainConfig
+from heroes.config import FinalConfig, TrainConfig
 from heroes.errors import UserError
 
 if TYPE_CHECKING:  # the annotation only: this module stays free of TensorFlow, so the CLI can read its defaults
@@ -27,6 +27,8 @@ MAX_IMAGE_SIZE = 1024  # a 1024 px float32 batch of 32 is 400 MB; beyond that a 
 MAX_SEED = 2**32 - 1  # numpy's seed range
 MAX_EPOCHS = 1000
 MAX_BATCH = 4096
+CLASS_WEIGHTS = ("none", "balanced")
+OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class TrainSpec:
     def resolve(self) -> "ResolvedTrain":
         """Checked, every default filled in, the weights chosen: what training runs, before any data is read."""
         from heroes.models import backbones, build
-        from heroes.training import finetune, train
+        from heroes.training import finetune
 
         self.check()
         size = self.image_size or backbones.get_backbone(self.backbone).default_size
@@ -94,7 +96,7 @@ class TrainSpec:
             chosen = {key: value for key, value in overrides.items() if value is not None}
             config = TrainConfig(backbone=self.backbone, policy=self.policy or "study", weights=self.weights,
                                  weights_choice=choice, epochs=STUDY_EPOCHS, image_size=size, seed=self.seed)
-            settings = train.final_config(dataclasses.replace(config, **chosen))
+            settings = final_config(dataclasses.replace(config, **chosen))
         return ResolvedTrain(self, size, choice, settings)
 
 
@@ -133,3 +135,41 @@ def parse_split(text: str) -> tuple:
         return check_split(values)
     except UserError:
         raise UserError(f"--split must be three fractions in (0, 1) adding up to at most 1, not {text!r}") from None
+
+
+def final_config(config: TrainConfig) -> "FinalConfig":
+    """The config as it will run: checked, ``views`` 1 without augmentation, ``feature_dtype`` resolved; a config
+    that is final already is returned as it is (it was resolved once, at its entry point)."""
+    from heroes.models.backbones import get_backbone
+    from heroes.training.cached import features
+
+    if isinstance(config, FinalConfig):
+        return config
+    if config.epochs < 1 or config.batch_size < 1:
+        raise UserError(f"epochs and batch_size must be at least 1, got {config.epochs} and {config.batch_size}")
+    if config.learning_rate <= 0 or not 0 <= config.momentum < 1:
+        raise UserError(f"need learning_rate > 0 and momentum in [0, 1), got {config.learning_rate}, {config.momentum}")
+    if config.class_weights not in CLASS_WEIGHTS:
+        raise UserError(f"class_weights must be one of {', '.join(CLASS_WEIGHTS)}, not {config.class_weights!r}")
+    if config.early_stopping < 0:
+        raise UserError(f"early_stopping is a patience in epochs (0 = off), not {config.early_stopping}")
+    if config.augment and config.views < 2:
+        raise UserError(f"augment=True needs views >= 2 (view 0 is the original image), got views={config.views}")
+    _check_optimizer(config)
+    views = config.views if config.augment else 1
+    dtype = features.resolve_feature_dtype(config.feature_dtype, get_backbone(config.backbone).bf16_features)
+    return FinalConfig(**{**vars(config), "views": views, "feature_dtype": dtype})
+
+
+def _check_optimizer(config: TrainConfig) -> None:
+    from heroes.training.cached import precision, span
+
+    if config.optimizer not in OPTIMIZERS:
+        raise UserError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {config.optimizer!r}")
+    if config.weight_decay < 0:
+        raise UserError(f"weight_decay must be >= 0, not {config.weight_decay}")
+    if config.suffix_path not in span.PATHS:
+        raise UserError(f"suffix_path must be one of {', '.join(span.PATHS)}, not {config.suffix_path!r}")
+    if config.suffix_precision not in precision.PRECISIONS:
+        raise UserError(f"suffix_precision must be one of {', '.join(precision.PRECISIONS)}, "
+                        f"not {config.suffix_precision!r}")

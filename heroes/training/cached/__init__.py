@@ -1,1 +1,2 @@
-"""The cached-feature path: a frozen prefix run once per image, its outputs kept; span and precision of the trainable suffix."""
+"""The cached-feature path: the frozen prefix runs once per image and view, its outputs kept; the trainable suffix
+fits on them (span path, bf16 precision where native)."""
