@@ -50,7 +50,7 @@ import pandas
 from heroes import paths
 from heroes.cleaning.embedding_flags import EmbeddingConfig
 from heroes.cleaning.truth import EXPECTED_FLAG, confusion, read_truth, recall_by_kind
-from heroes.data.scan import read_manifest
+from heroes.data.scan import data_rows, read_manifest
 from heroes.machine import describe as hardware
 from heroes.io import read_csv, write_json
 from heroes.reporting import run_card
@@ -78,7 +78,7 @@ def _heroes(*arguments) -> float:
 def score(manifest: pandas.DataFrame, truth: pandas.DataFrame, flags: pandas.DataFrame) -> dict:
     """Recall of the two kinds, clean images flagged by the two checks, and the confusion table."""
     recall = recall_by_kind(truth, flags)
-    data = manifest[(manifest["status"] == "ok") & manifest["role"].isin(["data", ""])]
+    data = manifest[data_rows(manifest, usable=True)]
     clean = set(data["path"]) - set(truth["path"])
     checked = flags[flags["flags"].str.split(";").map(lambda found: bool(set(found) & set(CHECKS)))]
     flagged = sorted(set(checked["path"]) & clean)

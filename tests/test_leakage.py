@@ -7,7 +7,8 @@ import pandas
 import pytest
 from clean_helpers import dirty_set, picture, save
 
-from heroes.cleaning import flags, leakage, report
+from heroes.cleaning import flags, leakage
+from heroes.data import sizing
 from heroes.data import scan, split
 from heroes.errors import UserError
 
@@ -22,7 +23,7 @@ def dirty(tmp_path_factory):
 def test_split_after_cleaning_has_no_leak_and_a_naive_split_has_some(dirty):
     manifest = dirty["manifest"]
     cleaned = flags.clean(manifest, progress=False).manifest
-    counts = report.fitting_counts(cleaned, 10, 10, 10)
+    counts = sizing.fitting_counts(cleaned, 10, 10, 10)
     after = split.make_splits(cleaned, *counts, seed=0)
     assert leakage.find_leaks(after, progress=False).empty
     # Ignoring the groups (the scan's manifest has no group_id): near copies land in different splits.

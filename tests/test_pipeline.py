@@ -5,7 +5,7 @@ import pytest
 
 from heroes import cli
 from heroes.reporting import reproduce as pipeline
-from heroes.cleaning import report
+from heroes.data import sizing
 from heroes.errors import UserError
 
 
@@ -46,4 +46,4 @@ def test_a_size_below_the_tiny_threshold_is_refused_before_drawing(monkeypatch):
 def test_an_all_flagged_manifest_is_explained_not_a_nan_error():
     flagged = pandas.DataFrame({"label": ["batman"], "role": ["data"], "status": ["rejected"]}).iloc[:0]
     with pytest.raises(UserError, match="cleaning left no images"):
-        report.fitting_counts(flagged, 200, 25, 25)
+        sizing.fitting_counts(flagged, 200, 25, 25)

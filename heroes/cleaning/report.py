@@ -4,7 +4,6 @@ import pandas
 
 from heroes.cleaning.flags import ACTIONS, FLAGS
 from heroes.data.scan import data_rows
-from heroes.data.sizing import fitting_counts as fitting_counts  # re-exported: the sizing lives in heroes.data.sizing
 
 
 def class_counts(manifest: pandas.DataFrame, cleaned: pandas.DataFrame) -> pandas.DataFrame:

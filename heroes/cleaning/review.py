@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas
 
+from heroes.data.scan import data_rows
 from heroes.errors import UserError
 from heroes.io import atomic_path, from_spreadsheet, printable, read_rows, read_text, spreadsheet_safe
 
@@ -100,8 +101,7 @@ def _check_labels(frame: pandas.DataFrame, manifest: pandas.DataFrame, path) -> 
 
 def relabel_targets(manifest: pandas.DataFrame) -> set:
     """The classes a picture of ``manifest`` can be relabelled to: those of its decodable class data."""
-    data = manifest[manifest["status"] == "ok"]
-    return set(data.loc[data["role"].isin(["data", ""]), "label"]) if "role" in data else set(data["label"])
+    return set(manifest.loc[data_rows(manifest, usable=True), "label"])
 
 
 def _refuse(frame: pandas.DataFrame, bad: pandas.Series, path, message) -> None:
@@ -133,8 +133,7 @@ def apply_relabels(manifest: pandas.DataFrame, decisions: pandas.DataFrame) -> p
     relabel = relabel[relabel["decision"] == "relabel"]["label"]
     frame = manifest.copy()
     frame["original_label"] = frame["label"]
-    is_data = frame["role"].isin(["data", ""]) if "role" in frame.columns else True
-    moved = frame["sha256"].isin(relabel.index) & is_data
+    moved = frame["sha256"].isin(relabel.index) & data_rows(frame)
     frame.loc[moved, "label"] = frame.loc[moved, "sha256"].map(relabel)
     if "class_id" in frame.columns:
         ids = dict(zip(manifest["label"], manifest["class_id"]))
@@ -164,9 +163,7 @@ def apply_decisions(flags: pandas.DataFrame, manifest: pandas.DataFrame, decisio
 
 def _decision_rows(manifest, chosen, flagged: set, flag_columns) -> pandas.DataFrame:
     """Rows for unflagged class data that a decision drops or relabels."""
-    data = manifest[(manifest["status"] == "ok") & ~manifest["path"].isin(flagged)]
-    if "role" in data.columns:
-        data = data[data["role"].isin(["data", ""])]
+    data = manifest[data_rows(manifest, usable=True) & ~manifest["path"].isin(flagged)]
     data = data[data["sha256"].isin(chosen.index)]
     rows = []
     for row in data.itertuples():

@@ -5,6 +5,7 @@ import pandas
 
 from heroes.cleaning.fingerprints import hash_words
 from heroes.cleaning.near_duplicates import close_pairs, distances
+from heroes.data.scan import data_rows
 from heroes.io import read_csv
 
 # The flag that finds each injected kind (the last two only ``clean --backbone`` can see).
@@ -38,7 +39,7 @@ def confusion(manifest: pandas.DataFrame, truth: pandas.DataFrame, flags: pandas
     """
     kinds = dict(zip(truth["path"], truth["kind"]))
     flag_sets = _flag_sets(flags)
-    data = manifest[manifest["role"].isin(["data", ""])] if "role" in manifest.columns else manifest
+    data = manifest[data_rows(manifest)]
     records = []
     for path in data["path"]:
         for flag in sorted(flag_sets.get(path, {"none"})):
@@ -59,7 +60,7 @@ def recall_by_kind(truth: pandas.DataFrame, flags: pandas.DataFrame) -> pandas.S
 
 def clean_dropped(manifest: pandas.DataFrame, truth: pandas.DataFrame, flags: pandas.DataFrame) -> tuple:
     """(clean images flagged ``drop``, clean images): class data that is not an injected defect."""
-    data = manifest[(manifest["status"] == "ok") & manifest["role"].isin(["data", ""])]
+    data = manifest[data_rows(manifest, usable=True)]
     clean = set(data["path"]) - set(truth["path"])
     dropped = flags[(flags["action"] == "drop") & flags["path"].isin(clean)]
     return sorted(dropped["path"]), len(clean)
