@@ -3,7 +3,10 @@ the parser, and nothing the parser lacks."""
 
 import argparse
 import re
+import shutil
 from pathlib import Path
+
+import pytest
 
 from heroes import cli
 
@@ -70,3 +73,27 @@ def test_every_relative_link_leads_to_a_file():
     for document in DOCUMENTS:
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", document.read_text()):
             assert (document.parent / target).exists(), f"{document.name}: {target}"
+
+
+def _python_examples() -> list:
+    """The ```python blocks of the README, in order."""
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+@pytest.mark.slow
+def test_the_readme_python_example_runs_as_written(tmp_path, monkeypatch):
+    # "My Photos" is the embedded dataset drawn into folders named as a person names them; photo.jpg one of them
+    from tests.test_own_photographs import draw_named
+
+    names = {"batman": "Batman", "not_a_hero": "Not a hero", "wonder_woman": "Wonder Woman"}
+    photos = draw_named(tmp_path, per_class=10, size=64, names=names)
+    shutil.copy(sorted((photos / "Batman").iterdir())[0], tmp_path / "photo.jpg")
+    monkeypatch.chdir(tmp_path)
+    example = _python_examples()[0]
+    assert 'heroes.train("My Photos"' in example  # the example a user copies first
+    namespace = {}
+    exec(compile(example, str(README), "exec"), namespace)  # noqa: S102 - our own README, run as a user would
+    run = namespace["run"]
+    assert (tmp_path / "models" / "my-photos" / "metrics.json").is_file()
+    assert sorted(run.metrics["classes"]) == sorted(names.values())
+    assert run.predict(["photo.jpg"])["predicted"].iloc[0] in names.values()
