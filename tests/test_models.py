@@ -202,3 +202,11 @@ def test_bad_input_is_one_clear_user_error():
         build.build_model("vgg16", 1, SIZE)
     with pytest.raises(UserError, match="dropout"):
         build.build_model("vgg16", 2, SIZE, dropout=1.0)
+
+
+def test_create_model_returns_the_model_and_where_its_weights_came_from():
+    model, choice = build.create_model("vgg16", 3, 32, weights=None)
+    assert choice.random and choice.source == "random (weights=None)"
+    assert model.output_shape == (None, 3) and build.backbone_of(model) == "vgg16"
+    again, same = build.create_model("vgg16", 3, 32, weights=choice)  # a choice passes through, resolved once
+    assert same is choice

@@ -1,4 +1,4 @@
-"""Backbone registry, the study's freeze policies and build_model; resnet50 stands in for the study's ResNet18."""
+"""``create_model``: a registered backbone, its weights, a new head and the study's freeze policies, in one call."""
 
 # The study fine-tuned a PyTorch ResNet18; keras.applications ships no ResNet18 with ImageNet weights, so
 # ``resnet50`` (same conv5-stage policy) is the reference ResNet here, and every run card names the backbone used.
@@ -78,20 +78,22 @@ def _assemble(spec, num_classes, size, dropout):
     return keras.Model(inputs, outputs, name=f"heroes_{spec.name}")
 
 
-def build_model(
-    name, num_classes, image_size=None, weights=None, policy="study", dropout=0.0
-) -> keras.Model:
-    """Functional model: raw 0-255 RGB (H, W, 3) -> preprocess -> backbone (flat) -> head -> softmax(num_classes).
-
-    ``weights`` is None, "imagenet", "auto", a file path, or a ``WeightsChoice`` from ``choose_weights`` (call that
-    first to know and record the source: ``choice.source``). Returns an uncompiled model with ``policy`` applied.
-    """
+def create_model(name, num_classes, image_size=None, weights=None, policy="study", dropout=0.0) -> tuple:
+    """(model, ``WeightsChoice``): the one way to a heroes model, as timm's ``create_model``. The registered backbone
+    ``name`` with its own preprocessing, raw 0-255 RGB (H, W, 3) in; its weights resolved once (None, "imagenet",
+    "auto", a file path, or a ``WeightsChoice`` that passes through); a new head of ``num_classes``, softmax out; the
+    freeze ``policy`` applied. Uncompiled. The choice says where the weights came from (``choice.source``)."""
     spec = get_backbone(name)
     size = _image_size(spec, image_size)
     _check_arguments(num_classes, policy, dropout)
     choice = resolve_weights(name, weights, image_size=size, include_top=_wants_top(spec, size))
     model = with_weights(spec, choice, size, lambda: _assemble(spec, int(num_classes), size, dropout))
-    return apply_policy(model, policy)
+    return apply_policy(model, policy), choice
+
+
+def build_model(name, num_classes, image_size=None, weights=None, policy="study", dropout=0.0) -> keras.Model:
+    """``create_model``'s model alone, where the weights' source is not recorded (tests, embeddings, benchmarks)."""
+    return create_model(name, num_classes, image_size, weights, policy, dropout)[0]
 
 
 def backbone_of(model) -> str | None:

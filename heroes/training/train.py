@@ -67,11 +67,10 @@ def build_run_model(config: TrainConfig, num_classes: int):
     session under ``config.strategy``'s scope. Everything that must see the same prefix (feature shards, the shared
     random initialisation, benchmarks) builds it here."""
     fit.fresh_session(config)
-    choice = config.weights_choice or build.choose_weights(config.backbone, config.weights, config.image_size)
     with strategy.strategy_for(config).scope():
-        model = build.build_model(config.backbone, num_classes, config.image_size, weights=choice,
-                                  policy=config.policy, dropout=config.dropout)
-    return model, choice
+        return build.create_model(config.backbone, num_classes, config.image_size,
+                                  weights=config.weights_choice or config.weights, policy=config.policy,
+                                  dropout=config.dropout)
 
 
 def _split_for_cache(model):
