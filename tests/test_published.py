@@ -1,11 +1,14 @@
 """Committed reports carry the predictions behind them, with paths that hold in any clone."""
 
-import json
-
 import pandas
 
 from heroes import paths
-from heroes.reporting import published
+from heroes.reporting import published, study_metrics
+
+
+def six_class(run_dirs) -> study_metrics.SixClass:
+    return study_metrics.SixClass(notebook="03-six-class", title="VGG16 fine-tuned on 6 classes", weights={}, data={},
+                                  config={}, models={}, verdict="", run_dirs=run_dirs, chance=1 / 6, model_path=None)
 
 
 def test_portable_paths_are_relative_inside_the_project_and_absolute_outside(tmp_path):
@@ -16,13 +19,11 @@ def test_portable_paths_are_relative_inside_the_project_and_absolute_outside(tmp
     assert paths.resolve(str(tmp_path / "run")) == tmp_path / "run"
 
 
-def test_run_dirs_are_found_at_any_depth_once_each_in_order(tmp_path):
-    (tmp_path / "metrics").mkdir()
-    (tmp_path / "metrics" / "a.json").write_text(json.dumps(
-        {"models": {"VGG16": {"run_dir": "models/one", "per_seed": {"1": {"run_dir": "models/two"}}}},
-         "runs": [{"run_dir": "models/one"}, {"run_dir": 3}]}))
-    (tmp_path / "metrics" / "b.json").write_text("{not json")
-    assert published.run_dirs(tmp_path / "metrics") == ["models/one", "models/two"]
+def test_run_dirs_are_the_files_run_dirs_in_order_once_each(tmp_path):
+    study_metrics.write_study_metrics(tmp_path / "metrics" / "03-a.json", six_class(["models/one", "models/two"]))
+    study_metrics.write_study_metrics(tmp_path / "metrics" / "03-b.json", six_class(["models/two", "models/three"]))
+    (tmp_path / "metrics" / "c.json").write_text("{not json")
+    assert published.run_dirs(tmp_path / "metrics") == ["models/one", "models/two", "models/three"]
 
 
 def test_predictions_are_copied_with_project_paths_made_relative(tmp_path):
@@ -33,9 +34,8 @@ def test_predictions_are_copied_with_project_paths_made_relative(tmp_path):
                               "prob_batman": [0.1234567890123, 0.9]})
     frame.to_csv(run_dir / "predictions.csv", index=False)
     gone = tmp_path / "models" / "gone"
-    (tmp_path / "reports" / "metrics").mkdir(parents=True)
-    (tmp_path / "reports" / "metrics" / "03.json").write_text(json.dumps({"run_dir": str(run_dir),
-                                                                          "other": {"run_dir": str(gone)}}))
+    metrics_file = tmp_path / "reports" / "metrics" / "03-six-class.json"
+    study_metrics.write_study_metrics(metrics_file, six_class([run_dir, gone]))
     earlier = tmp_path / "reports" / "predictions" / "gone.csv"
     earlier.parent.mkdir(parents=True)
     earlier.write_text("kept")

@@ -17,7 +17,7 @@ from heroes.serving import predict
 from heroes.training import runs
 from heroes.training.runs import RunResult
 from heroes.models.weights import RANDOM_UNAVAILABLE, WeightsChoice
-from heroes.reporting import tables, verdicts
+from heroes.reporting import study_metrics, tables, verdicts
 from heroes.reporting.plots.probes import probe_grid
 
 CLASSES = ("batman", "captain_marvel", "superman", "wonder_woman", "deadpool", "not_a_hero")
@@ -87,8 +87,13 @@ def test_the_random_weights_warning_is_plain():
     both_random = {"vgg16": random_choice("vgg16"), "resnet50": random_choice("resnet50")}
     warning = verdicts.weights_warning(both_random)
     assert warning == "weights: random (ImageNet unavailable) — these numbers are NOT the study's"
-    assert verdicts.weights_lines(both_random).splitlines()[0] == warning
-    assert "ResNet50 weights: random (ImageNet unavailable)" in verdicts.weights_lines(both_random)
+    lines = verdicts.weights_lines(both_random).splitlines()
+    assert lines[:2] == ["VGG16      weights: random (ImageNet unavailable)",
+                         "ResNet50   weights: random (ImageNet unavailable)"]
+    assert lines[3].startswith("RANDOM WEIGHTS for VGG16, ResNet50: no ImageNet weights were loaded for them")
+    with_notes = verdicts.weights_lines(both_random, notes=True)
+    assert "ResNet50   weights: random (ImageNet unavailable); ImageNet weights for resnet50 unavailable" in with_notes
+    assert verdicts.weights_lines({"vgg16": imagenet}) == "VGG16      weights: imagenet"
     assert verdicts.weights_warning({"vgg16": imagenet}) is None
     mixed = verdicts.weights_warning({"vgg16": imagenet, "resnet50": random_choice("resnet50")})
     assert "NOT the study's" in mixed and "ResNet50" in mixed
@@ -206,8 +211,13 @@ def test_run_summary_carries_the_exact_interval(tmp_path):
     assert summary["weights"] == RANDOM_UNAVAILABLE and summary["confusion_matrix"] == [[25, 0], [0, 25]]
     lower = tables.run_summary(fake_result(tmp_path, 40))
     assert lower["test_accuracy_ci"] == pytest.approx(list(stats.clopper_pearson(40, 50)))
-    path = tables.write_metrics(tmp_path / "metrics" / "02.json", {"models": {"VGG16": summary}, "x": float("nan")})
-    assert json.loads(path.read_text())["x"] is None  # strict JSON
+    metrics = study_metrics.BatmanVsHuman(
+        notebook="02-batman-vs-human", title="Batman vs Not a hero", weights={}, data={}, config={},
+        models={"VGG16": summary}, verdict="", run_dirs=[], study_claim={"accuracy_ci": [float("nan"), 1.0]},
+        probe_summary={}, probes={})
+    written = json.loads(study_metrics.write_study_metrics(tmp_path / "metrics" / "02.json", metrics).read_text())
+    assert written["study_claim"]["accuracy_ci"] == [None, 1.0]  # strict JSON
+    assert written["models"]["VGG16"]["test_accuracy_ci"] == pytest.approx([0.9289, 1.0], abs=1e-4)
 
 
 def test_backbone_and_class_names_read_well():

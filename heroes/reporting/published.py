@@ -7,16 +7,15 @@ import pandas
 from heroes import paths
 from heroes.io import write_csv
 from heroes.training import runs
-from heroes.reporting.metrics_files import read_metrics, walk
+from heroes.reporting.metrics_files import read_studies
 
 FOLDER = "predictions"
 
 
 def run_dirs(metrics_dir) -> list:
-    """Every ``run_dir`` named (at any depth) in the metrics files under ``metrics_dir``, in order, once each."""
-    found, _ = read_metrics(metrics_dir)
-    named = [value for key_path, value in walk(found) if key_path[-1:] == ("run_dir",) and isinstance(value, str)]
-    return list(dict.fromkeys(named))
+    """Every run folder the study metrics files under ``metrics_dir`` name (their ``run_dirs``), in order, once each."""
+    studies, _, _ = read_studies(metrics_dir)
+    return list(dict.fromkeys(run_dir for study in studies.values() for run_dir in study.run_dirs))
 
 
 def publish_predictions(reports_dir) -> list:

@@ -157,7 +157,7 @@ def reproduce(seeds=None, size=None, per_class=None, epochs=None) -> int:
     if importlib.util.find_spec("heroes.reporting.summary") is not None:
         from heroes.reporting import summary
 
-        print(f"[reproduce] summary: {summary.write_summary()}")
+        print(f"[reproduce] summary: {summary.write_study_summary()}")
     print(f"[reproduce] executed notebooks: {paths.NOTEBOOK_RUNS}; figures: {paths.FIGURES}; "
           f"metrics: {paths.METRICS}")
     return 0

@@ -1,21 +1,10 @@
-"""``reports/summary.md`` written from the notebooks' metrics files, never by hand.
+"""``reports/summary.md``, the study's summary, written from the notebooks' metrics files, never by hand.
 
-Reads ``<reports_dir>/metrics/*.json``: notebook 04's ``04-vgg-vs-resnet.json`` in full (schema below), any other
-notebook's file defensively (see ``_other_notebook``), and ``reproduce.json`` (per-notebook wall times, written by
-``heroes.reporting.reproduce``). The summary opens with what a reader must know first: random weights and synthetic data.
-
-Notebook 04's file (``SCHEMA_04``) holds: ``weights`` ({backbone: {source, random, note}}), ``weights_random``,
-``data`` ({source: "embedded" | "user", note, embedded_settings, manifest_hash, splits, class_names}), ``config``,
-``table``/``per_seed``/``overfitting.table``/``pooled.table`` ({columns, rows} of display strings; baselines are
-rows of ``table``), ``sign_convention`` (one sentence: every difference is B − A), ``verdict`` (pooled over seeds),
-``first_seed_verdict``, ``comparison`` (``heroes.evaluation.stats.compare_models`` plus ``pairing``), ``pooled``
-(``heroes.evaluation.pooled.pooled_comparison``), ``baselines`` ({name: numbers}), ``seed_note``,
-``overfitting.sentence``, ``figures`` ({caption: path relative to reports_dir}) and ``run_card``
-(``heroes.reporting.run_card.run_card``: commit, dirty, command, seeds, hardware, versions, wall_time_s).
-
-Other notebooks' files are read for, when present: ``title``, ``weights``/``weights_random`` (any depth),
-``data.source``, ``headline`` ({label: value}) or top-level numbers (test_accuracy, test_accuracy_ci, macro_f1,
-ece, ...), ``verdict``/``summary`` sentences and ``figures`` ({caption: relative path}).
+Reads ``<reports_dir>/metrics/*.json`` through ``heroes.reporting.metrics_files``: each notebook's
+``heroes.reporting.study_metrics`` dataclass (schema 1, or a file from before it mapped onto the same fields), read
+by field name, and ``reproduce.json`` (per-notebook wall times, written by ``heroes.reporting.reproduce``). The summary
+opens with what a reader must know first: random weights and synthetic data. A run's own ``summary.md`` is
+``heroes.reporting.run_report``'s.
 """
 
 import math
@@ -25,40 +14,14 @@ from pathlib import Path
 from heroes import paths
 from heroes.io import atomic_path
 from heroes.reporting import published
-from heroes.reporting.metrics_files import read_metrics, walk
+from heroes.reporting.metrics_files import read_studies
+from heroes.reporting.study_metrics import Comparison, StudyMetrics
 
-SCHEMA_04 = "heroes.metrics/04-vgg-vs-resnet/v2"
 COMPARISON_FILE = "04-vgg-vs-resnet.json"
-REPRODUCE_FILE = "reproduce.json"
 RANDOM_PREFIX = "random"
 EMBEDDED = "the embedded synthetic dataset (procedurally drawn figures, not real photographs)"
 HEADLINE_KEYS = ("test_n", "test_accuracy", "test_accuracy_ci", "macro_f1", "ece", "val_accuracy", "val_n",
                  "best_val_accuracy", "probe_accuracy")
-
-
-def weights_sources(metrics: dict) -> set:
-    """Every weights source string recorded anywhere in ``metrics`` (keys ``weights`` or ``weights.*.source``)."""
-    sources = set()
-    for key_path, value in walk(metrics):
-        if not isinstance(value, str) or not key_path:
-            continue
-        if key_path[-1] == "weights" or (key_path[-1] == "source" and "weights" in key_path):
-            sources.add(value)
-    return sources
-
-
-def is_random(metrics: dict) -> bool:
-    """True when any model behind ``metrics`` started from random weights."""
-    flagged = any(key_path and key_path[-1] == "weights_random" and value is True for key_path, value in walk(metrics))
-    return flagged or any(source.lower().startswith(RANDOM_PREFIX) for source in weights_sources(metrics))
-
-
-def is_embedded(metrics: dict) -> bool:
-    """True when ``metrics`` says its data is the embedded synthetic set (a dict with ``source``, or a sentence)."""
-    data = metrics.get("data")
-    if isinstance(data, str):
-        return "embedded synthetic" in data.lower()
-    return isinstance(data, dict) and (data.get("source") == "embedded" or bool(data.get("embedded_settings")))
 
 
 def _cell(value) -> str:
@@ -95,15 +58,6 @@ def _number(value, key="") -> str:
     return _cell(value)
 
 
-def _figures_by_prefix(stem: str, reports_dir) -> dict:
-    """{file name: relative path} of ``figures/NN-*.png`` for a metrics file named ``NN-...``."""
-    prefix = stem.split("-", 1)[0]
-    if not prefix.isdigit():
-        return {}
-    found = sorted((Path(reports_dir) / "figures").glob(f"{prefix}-*.png"))
-    return {path.name: f"figures/{path.name}" for path in found}
-
-
 def _figure_links(figures, reports_dir) -> list:
     """``- [caption](relative path)`` for each figure; a missing file is marked rather than linked silently."""
     lines = []
@@ -113,107 +67,88 @@ def _figure_links(figures, reports_dir) -> list:
     return lines
 
 
-def _warnings(all_metrics: dict) -> list:
+def _warnings(studies: dict) -> list:
     """The first lines: random weights and synthetic data, whenever any metrics file says so."""
     lines = []
-    random_sources = sorted({source for metrics in all_metrics.values() for source in weights_sources(metrics)
-                             if source.lower().startswith(RANDOM_PREFIX)})
-    if any(is_random(metrics) for metrics in all_metrics.values()):
-        named = ", ".join(f"`{source}`" for source in random_sources) or "random"
+    random_sources = sorted({choice.get("source") or RANDOM_PREFIX for study in studies.values()
+                             for choice in study.weights.values() if choice.get("random")})
+    if any(study.weights_random for study in studies.values()):
+        named = ", ".join(f"`{source}`" for source in random_sources)
         lines.append(f"> **Weights are random** ({named}): no ImageNet weights were loaded, so the backbones "
                      "started from random initialisation. These numbers show that the pipeline works end to end; "
                      "they are not what transfer learning from ImageNet achieves.")
-    if any(is_embedded(metrics) for metrics in all_metrics.values()):
+    if any(study.embedded for study in studies.values()):
         lines += [">"] if lines else []
         lines.append(f"> **Data is {EMBEDDED}**, not the study's superhero photographs.")
     return lines
 
 
-def _verdicts(metrics: dict) -> list:
+def _verdicts(metrics: Comparison) -> list:
     """The headline verdict (pooled over seeds when the file has it), its per-seed table, the first seed's alone."""
-    pooled = metrics.get("pooled") or {}
+    pooled = metrics.pooled or {}
     lines = []
-    if metrics.get("verdict"):
+    if metrics.verdict:
         label = "Verdict, pooled over seeds" if pooled else "Verdict"
-        lines += [f"**{label}.** {metrics['verdict']}", ""]
+        lines += [f"**{label}.** {metrics.verdict}", ""]
     if _table(pooled.get("table")):
         lines += ["Each seed and all seeds pooled:", ""] + _table(pooled.get("table")) + [""]
-    comparison = metrics.get("comparison") or {}
-    if pooled and metrics.get("first_seed_verdict"):
-        lines += [f"First seed alone ({comparison.get('pairing', 'seed 0')}): {metrics['first_seed_verdict']}", ""]
-    elif comparison.get("pairing"):
-        lines += [f"Paired on: {comparison['pairing']}", ""]
-    per_seed = _table(metrics.get("per_seed"))
+    pairing = metrics.comparison.get("pairing")
+    if pooled and metrics.first_seed_verdict:
+        lines += [f"First seed alone ({pairing or 'seed 0'}): {metrics.first_seed_verdict}", ""]
+    elif pairing:
+        lines += [f"Paired on: {pairing}", ""]
+    per_seed = _table(metrics.per_seed)
     if per_seed and not _table(pooled.get("table")):  # the pooled table already has a row per seed
         lines += ["The same paired comparison for each seed:", ""] + per_seed + [""]
     return lines
 
 
-def _baselines(metrics: dict) -> list:
+def _baselines(metrics: Comparison) -> list:
     """Which rows of the table are baselines, said once."""
-    names = list(metrics.get("baselines") or {})
-    if not names:
+    if not metrics.baselines:
         return []
-    return [f"Baselines in the table ({', '.join(names)}): fitted on the same training images and scored on the "
-            "same test images as the networks; a network is only worth its cost where it beats them beyond the CIs.",
-            ""]
+    return [f"Baselines in the table ({', '.join(metrics.baselines)}): fitted on the same training images and scored "
+            "on the same test images as the networks; a network is only worth its cost where it beats them beyond "
+            "the CIs.", ""]
 
 
-def _comparison(metrics: dict, reports_dir) -> list:
-    title = metrics.get("title", "VGG16 vs ResNet50")
-    lines = [f"## {title} (notebook 04)", ""]
-    if metrics.get("schema") != SCHEMA_04:
-        lines += [f"`{COMPARISON_FILE}` has schema {metrics.get('schema')!r}, not {SCHEMA_04!r}: re-run notebook 04.",
-                  ""]
-    if metrics.get("sign_convention"):
-        lines += [f"**Sign convention.** {metrics['sign_convention']}", ""]
-    lines += _table(metrics.get("table")) + [""]
-    note = metrics.get("table_note")
-    if note:
-        lines += [note, ""]
+def _comparison(metrics: Comparison, reports_dir) -> list:
+    lines = [f"## {metrics.title} (notebook 04)", ""]
+    if metrics.sign_convention:
+        lines += [f"**Sign convention.** {metrics.sign_convention}", ""]
+    lines += _table(metrics.table) + [""]
+    if metrics.table_note:
+        lines += [metrics.table_note, ""]
     lines += _baselines(metrics) + _verdicts(metrics)
-    if metrics.get("seed_note"):
-        lines += [f"**Seeds.** {metrics['seed_note']}", ""]
-    overfitting = metrics.get("overfitting") or {}
-    if overfitting.get("sentence"):
-        lines += [f"**Overfitting.** {overfitting['sentence']}", ""] + _table(overfitting.get("table")) + [""]
-    figures = _figure_links(metrics.get("figures"), reports_dir)
+    if metrics.seed_note:
+        lines += [f"**Seeds.** {metrics.seed_note}", ""]
+    if metrics.overfitting.get("sentence"):
+        lines += [f"**Overfitting.** {metrics.overfitting['sentence']}", ""] + _table(metrics.overfitting.get("table"))
+        lines += [""]
+    figures = _figure_links(metrics.figures, reports_dir)
     if figures:
         lines += ["Figures:", ""] + figures + [""]
     return lines
 
 
-TITLES = {"02": "Batman vs Not a hero", "03": "Six-class VGG16 fine-tune"}
+def _headline(models: dict) -> list:
+    """Lines of a table of a notebook's headline numbers, one row per model."""
+    keys = [key for key in HEADLINE_KEYS if any(key in numbers for numbers in models.values())]
+    if not keys:
+        return []
+    rows = [[name] + [_number(numbers.get(key), key) for key in keys] for name, numbers in models.items()]
+    return markdown_table(["model"] + keys, rows)
 
 
-def _headline(metrics: dict) -> list:
-    """Lines of a table of another notebook's headline numbers: one row per model, or label/value pairs."""
-    headline = metrics.get("headline")
-    if isinstance(headline, dict):
-        return markdown_table(("", "value"), [(key, _number(value, key)) for key, value in headline.items()])
-    models = metrics.get("models")
-    if isinstance(models, dict) and models and all(isinstance(value, dict) for value in models.values()):
-        keys = [key for key in HEADLINE_KEYS if any(key in value for value in models.values())]
-        if keys:
-            rows = [[name] + [_number(value.get(key), key) for key in keys] for name, value in models.items()]
-            return markdown_table(["model"] + keys, rows)
-    pairs = [(key, metrics[key]) for key in HEADLINE_KEYS if key in metrics]
-    return markdown_table(("", "value"), [(key, _number(value, key)) for key, value in pairs]) if pairs else []
-
-
-def _other_notebook(stem: str, metrics: dict, reports_dir) -> list:
-    """A short section from a metrics file whose schema this module does not own: headline, sentences, figures."""
+def _study(stem: str, metrics: StudyMetrics, reports_dir) -> list:
+    """A notebook's section (02, 03): its headline numbers, its verdict and its figures."""
     number = stem.split("-", 1)[0]
-    title = metrics.get("title") or TITLES.get(number) or stem
-    lines = [f"## {title} (notebook {number}, [`metrics/{stem}.json`](metrics/{stem}.json))", ""]
-    headline = _headline(metrics)
-    lines += headline + ([""] if headline else ["(no headline numbers found in this file)", ""])
-    for key in ("verdict", "summary", "conclusion"):
-        if isinstance(metrics.get(key), str):
-            lines += [metrics[key], ""]
-    figures = metrics.get("figures")
-    figures = figures if isinstance(figures, dict) else _figures_by_prefix(stem, reports_dir)
-    links = _figure_links(figures, reports_dir)
+    lines = [f"## {metrics.title} (notebook {number}, [`metrics/{stem}.json`](metrics/{stem}.json))", ""]
+    headline = _headline(metrics.models)
+    lines += headline + ([""] if headline else ["(no headline numbers in this file)", ""])
+    if metrics.verdict:
+        lines += [metrics.verdict, ""]
+    links = _figure_links(metrics.figures, reports_dir)
     if links:
         lines += ["Figures:", ""] + links + [""]
     return lines
@@ -243,10 +178,10 @@ def _versions(versions: dict) -> str:
 def _hardware(hardware: dict) -> str:
     if not hardware:
         return "—"
-    gpus = ", ".join(machine.get("gpus") or []) or "none"
-    return (f"{machine.get('cpu', '?')}, {machine.get('usable_cpus', '?')} usable CPU cores; GPUs: {gpus}; "
-            f"bf16 native: {machine.get('bf16_native')}; load average at the start "
-            f"{machine.get('load_average', ['?'])[0]}")
+    gpus = ", ".join(hardware.get("gpus") or []) or "none"
+    return (f"{hardware.get('cpu', '?')}, {hardware.get('usable_cpus', '?')} usable CPU cores; GPUs: {gpus}; "
+            f"bf16 native: {hardware.get('bf16_native')}; load average at the start "
+            f"{hardware.get('load_average', ['?'])[0]}")
 
 
 def _wall_times(reproduce: dict, card: dict) -> str:
@@ -274,31 +209,27 @@ def _commit(card: dict) -> str:
     return f"`{commit}` plus uncommitted changes to {shown or 'heroes/ or notebooks/'}"
 
 
-def _initialisation(comparison: dict) -> str:
+def _initialisation(comparison: Comparison) -> str:
     """What the seeds vary: with random weights shared across seeds, only the new layers and the batch order."""
-    config = comparison.get("config") or {}
-    seeds = config.get("seeds") or []
-    if not comparison.get("weights_random"):
+    seeds = comparison.config.get("seeds") or []
+    if not comparison.weights_random:
         return f"the loaded weights, the same for every seed; seeds vary {_varied(comparison)}"
-    if config.get("shared_backbone_init") and len(seeds) > 1:
+    if comparison.config.get("shared_backbone_init") and len(seeds) > 1:
         return (f"random, drawn once (seed {seeds[0]}) and shared by every seed as ImageNet weights would be; "
                 f"seeds vary {_varied(comparison)}")
     return "random, drawn by each run's own seed"
 
 
-def _varied(comparison: dict) -> str:
+def _varied(comparison: Comparison) -> str:
     """What a seed changes besides the backbone: the new layers and batch order, and the split where it varies."""
-    if (comparison.get("run_card") or {}).get("vary_split"):
+    if comparison.run_card.get("vary_split"):
         return "the new layers, the batch order and the split (later seeds draw their own group-aware split)"
     return "the new layers and the batch order (every seed on notebook 01's split)"
 
 
-def _run_card(comparison: dict, reproduce: dict) -> list:
-    card = comparison.get("run_card") or {}
-    data = comparison.get("data") or {}
-    config = comparison.get("config") or {}
-    weights = comparison.get("weights") or {}
-    source = EMBEDDED if data.get("source") == "embedded" else "your images in data/raw"
+def _run_card(comparison: Comparison, reproduce: dict) -> list:
+    card, data, config, weights = comparison.run_card, comparison.data, comparison.config, comparison.weights
+    source = EMBEDDED if comparison.embedded else "your images in data/raw"
     settings = data.get("embedded_settings")
     rows = [
         ("git commit", _commit(card)),
@@ -321,14 +252,13 @@ def _run_card(comparison: dict, reproduce: dict) -> list:
     return ["## Run card", ""] + markdown_table(("", ""), rows) + [""]
 
 
-def summary_lines(reports_dir) -> list:
-    """Every line of ``summary.md`` for the metrics under ``reports_dir``."""
+def study_summary_lines(reports_dir) -> list:
+    """Every line of the study's ``summary.md`` for the metrics under ``reports_dir``."""
     reports_dir = Path(reports_dir)
-    found, problems = read_metrics(reports_dir / "metrics")
-    reproduce = found.pop(Path(REPRODUCE_FILE).stem, {})
-    comparison = found.get(Path(COMPARISON_FILE).stem)
+    studies, reproduce, problems = read_studies(reports_dir / "metrics")
+    comparison = next((study for study in studies.values() if isinstance(study, Comparison)), None)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    lines = _warnings(found)
+    lines = _warnings(studies)
     lines += (["" if lines else None, "# heroes: results summary", "",
                f"Generated by `heroes.reporting.summary` from `metrics/*.json` on {stamp}; do not edit by hand "
                "(`make reproduce` rewrites it). Every test prediction behind these numbers, with its file path: "
@@ -341,9 +271,9 @@ def summary_lines(reports_dir) -> list:
     else:
         lines += _comparison(comparison, reports_dir)
     skipped = reproduce.get("skipped") or {}
-    for stem, metrics in found.items():
-        if stem != Path(COMPARISON_FILE).stem and stem not in skipped:
-            lines += _other_notebook(stem, metrics, reports_dir)
+    for stem, study in studies.items():
+        if study is not comparison and stem not in skipped:
+            lines += _study(stem, study, reports_dir)
     for stem, reason in skipped.items():  # a metrics file left by an earlier run is not this run's: not shown
         lines += [f"## Notebook {stem}: skipped", "", f"`make reproduce` did not run it: {reason}.", ""]
     lines += _per_class(reports_dir)
@@ -356,13 +286,13 @@ def summary_lines(reports_dir) -> list:
     return lines
 
 
-def write_summary(reports_dir=None, out=None) -> Path:
-    """Write ``<reports_dir>/summary.md`` (or ``out``) from the metrics files, beside a copy of every run's test
-    predictions they name (``heroes.reporting.published``); return its path."""
+def write_study_summary(reports_dir=None, out=None) -> Path:
+    """Write the study's ``<reports_dir>/summary.md`` (or ``out``) from the metrics files, beside a copy of every
+    run's test predictions they name (``heroes.reporting.published``); return its path."""
     reports_dir = Path(reports_dir or paths.REPORTS)
     out = Path(out or reports_dir / "summary.md")
     published.publish_predictions(reports_dir)
-    text = "\n".join(summary_lines(reports_dir)).rstrip() + "\n"
+    text = "\n".join(study_summary_lines(reports_dir)).rstrip() + "\n"
     with atomic_path(out) as temporary:
         temporary.write_text(text)
     return out

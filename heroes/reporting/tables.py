@@ -1,20 +1,17 @@
-"""Tables of the study: per-model summaries, comparison and per-seed tables, metrics records."""
+"""Tables of the study: per-model numbers, comparison and per-seed tables, probe tables."""
 
 import math
-import time
-from pathlib import Path
 
 import numpy
 import pandas
 
-from heroes import io, paths
+from heroes import paths
 from heroes.config import CLASS_DISPLAY_NAMES
 from heroes.data.sources import ordered_labels
 from heroes.evaluation.predictions import load_predictions
 from heroes.evaluation.stats import classification_metrics, clopper_pearson, headline_metrics, seed_spread
-from heroes.io import write_json
 from heroes.models import build
-from heroes.reporting.verdicts import percent, pooled_sentence, sign_convention, spread_text, verdict_sentence
+from heroes.reporting.verdicts import percent, spread_text
 
 
 def display_class(name: str) -> str:
@@ -87,11 +84,6 @@ def run_summary(result) -> dict:
         "trainable_parameters": result.record["model"]["trainable_parameters"],
         "wall_time_s": metrics["wall_time_s"],
     }
-
-
-def write_metrics(path, summary: dict) -> Path:
-    """Strict JSON (NaN as null), written atomically."""
-    return write_json(path, summary)
 
 
 def backbone_summary(results_by_seed: dict, predictions_by_seed: dict, first_seed, latency=None, size=None,
@@ -188,33 +180,6 @@ def table_block(frame: pandas.DataFrame, formats=None) -> dict:
     return {"columns": [str(column) for column in frame.columns],
             "rows": [[shown(column, value) for column, value in zip(frame.columns, row)]
                      for row in frame.itertuples(index=False)]}
-
-
-def metrics_record(*, schema, title, choices, data, config, summaries, table, table_note, comparison, pairing,
-                   per_seed, seed_note, overfitting_sentence, overfitting_table, figures, run_card, pooled=None,
-                   pooled_table=None, overfitting=None, baselines=None) -> dict:
-    """Notebook 04's metrics file (schema in ``heroes.reporting.summary``), JSON-ready.
-
-    ``pooled``: ``pooled_comparison`` (its sentence becomes the headline ``verdict``; the first seed's stays as
-    ``first_seed_verdict``) with ``pooled_table`` its ``table_block``; ``overfitting``: ``overfitting_assessment``;
-    ``baselines``: {name: ``baseline_summary``}. Each difference is B − A, stated once in ``sign_convention``.
-    """
-    weights = {backbone: {"source": choice.source, "random": choice.random, "note": choice.note}
-               for backbone, choice in choices.items()}
-    record = {
-        "schema": schema, "notebook": "04-vgg-vs-resnet", "title": title,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "weights": weights, "weights_random": any(choice.random for choice in choices.values()),
-        "data": data, "config": config, "models": summaries, "table": table, "table_note": table_note,
-        "comparison": {**comparison, "pairing": pairing}, "first_seed_verdict": verdict_sentence(comparison),
-        "verdict": pooled_sentence(pooled) if pooled else verdict_sentence(comparison), "per_seed": per_seed,
-        "sign_convention": sign_convention(comparison["names"]),
-        "pooled": None if pooled is None else {**pooled, "table": pooled_table},
-        "seed_note": seed_note, "baselines": baselines,
-        "overfitting": {"sentence": overfitting_sentence, "table": overfitting_table, "assessment": overfitting},
-        "figures": figures, "run_card": run_card,
-    }
-    return io.jsonable(record)
 
 
 def _interval(pair):

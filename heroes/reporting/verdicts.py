@@ -17,12 +17,20 @@ def weights_warning(choices: dict) -> str | None:
     return f"weights: random for at least one backbone ({sources}) — {NOT_THE_STUDY}"
 
 
-def weights_lines(choices: dict) -> str:
-    """One line per backbone saying where its starting weights come from, then the warning when random."""
-    lines = [f"{display_name(name)} weights: {choice.source}" + (f"; {choice.note}" if choice.note else "")
-             for name, choice in choices.items()]
-    warning = weights_warning(choices)
-    return "\n".join(([warning] if warning else []) + lines)
+def weights_lines(choices: dict, notes: bool = False) -> str:
+    """One line per backbone saying where its starting weights come from (and, with ``notes``, why), then, when any
+    starts from random weights, which ones and what that means for their numbers."""
+    lines = [f"{display_name(name):10s} weights: {choice.source}"
+             + (f"; {choice.note}" if notes and choice.note else "") for name, choice in choices.items()]
+    random = [display_name(name) for name, choice in choices.items() if choice.random]
+    if random:
+        many = len(random) > 1
+        lines += ["", f"RANDOM WEIGHTS for {', '.join(random)}: no ImageNet weights were loaded for "
+                      f"{'them' if many else 'it'}, so {'they start' if many else 'it starts'} from random "
+                      "initialisation;",
+                  "numbers for random backbones say nothing about transfer learning. Compare like with like: "
+                  "pretrained with pretrained."]
+    return "\n".join(lines)
 
 
 def percent_interval(interval) -> str:
