@@ -43,7 +43,7 @@ def built(config, num_classes=2):
 @pytest.mark.parametrize("backbone", ["vgg16", "resnet50"])
 def test_later_seeds_share_the_first_seeds_backbone_but_not_its_head(tmp_path, backbone):
     base = dataclasses.replace(SMALL, backbone=backbone)
-    configs = grid.run_configs([backbone], [0, 1], base, 2, tmp_path)
+    configs = grid.run_configs([backbone], [0, 1], base, 2, tmp_path, shared_init=True)
     assert configs[backbone, 0].weights_choice is None  # the first seed is a plain run, reusable by other notebooks
     assert configs[backbone, 1].weights is None  # what was asked stays recorded; what it resolved to is separate
     shared = configs[backbone, 1].weights_choice
@@ -62,6 +62,14 @@ def test_later_seeds_share_the_first_seeds_backbone_but_not_its_head(tmp_path, b
 
     plain = built(dataclasses.replace(configs[backbone, 1], weights_choice=None))  # without sharing: another backbone
     assert features.prefix_fingerprint(surgery.split_at_first_trainable(plain)[0]) != fingerprints[0]
+
+
+def test_by_default_every_seed_draws_its_own_random_backbone(tmp_path):
+    configs = grid.run_configs(["vgg16", "resnet50"], [0, 1, 2], SMALL, 2, tmp_path)
+    assert {config.weights_choice for config in configs.values()} == {None}  # each run builds from its own seed
+    assert {config.seed for config in configs.values()} == {0, 1, 2}
+    assert not (tmp_path / grid.INITIALISATIONS).exists()  # nothing shared was saved
+    assert "weights=None" in set(grid.describe_configs(configs)["starts from"])
 
 
 def test_real_weights_need_no_sharing(tmp_path):
@@ -87,7 +95,7 @@ def test_unknown_backbone_is_refused():
 @pytest.mark.slow
 def test_grid_trains_each_run_once_reuses_features_and_finished_runs(tmp_path, monkeypatch):
     sets = small_sets()
-    configs = grid.run_configs(["vgg16"], [0, 1], SMALL, 2, tmp_path / "models")
+    configs = grid.run_configs(["vgg16"], [0, 1], SMALL, 2, tmp_path / "models", shared_init=True)
     results = grid.train_grid(configs, sets, tmp_path / "models", "hash", tmp_path / "features", progress=False)
     first, second = results["vgg16", 0], results["vgg16", 1]
     assert first.metrics["feature_cache"]["computed"] == 28 and second.metrics["feature_cache"]["computed"] == 0

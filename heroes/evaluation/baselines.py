@@ -1,10 +1,14 @@
 """Baselines on the networks' own split: majority class, logistic regression on colour thumbnails, a linear probe.
 
-Each returns a predictions frame (``heroes.training.runs.predictions_frame``: path, sha256, label, predicted,
+``seed_baselines`` fits every baseline on every seed's own split, and ``save_predictions`` writes each one's test
+predictions as a run-like folder (``<name>-baseline-<kind>-s<seed>/predictions.csv``) that the reports publish beside
+the networks'. Each returns a predictions frame (``heroes.training.runs.predictions_frame``: path, sha256, label, predicted,
 correct, prob_<class>...) for the test set, so ``load_predictions`` and every metric, CI and paired test apply
 to them exactly as to a trained network. Logistic regressions pick their regularisation on the validation set
 by log loss (the networks keep their lowest-validation-loss epoch), and never see the test set before scoring.
 """
+
+from pathlib import Path
 
 import numpy
 from PIL import Image
@@ -14,7 +18,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from heroes.errors import UserError
-from heroes.training.runs import predictions_frame
+from heroes.io import write_csv
+from heroes.training.runs import PREDICTIONS, predictions_frame
 
 THUMBNAIL_SIDE = 8
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
@@ -107,3 +112,33 @@ def baselines(sets: dict, seed=0, probe=True) -> dict:
         except UserError as error:
             print(f"linear probe skipped: {error}")
     return found
+
+
+SLUGS = {display: slug for slug, display in NAMES.items()}  # display name -> short name used in file names
+
+
+def seed_baselines(sets: dict, seeds, probe=True) -> dict:
+    """{display name: {seed: predictions frame}}: every baseline fitted (and C chosen) on each seed's own split.
+
+    ``sets``: {seed: {train, val, test}} (``heroes.evaluation.grid.seed_sets``), or one {train, val, test} shared by
+    every seed; seeds sharing a split still fit with their own ``random_state``.
+    """
+    found = {}
+    for seed in [int(seed) for seed in seeds]:
+        own = sets if "test" in sets else sets[seed]
+        for name, frame in baselines(own, seed=seed, probe=probe).items():
+            found.setdefault(name, {})[seed] = frame
+    return found
+
+
+def save_predictions(by_seed: dict, directory, prefix) -> list:
+    """Write each baseline's predictions to ``<directory>/<prefix>-baseline-<kind>-s<seed>/predictions.csv`` (the
+    layout of a run folder, so ``heroes.reporting.published`` copies them); return the folders, in order."""
+    folders = []
+    for name, frames in by_seed.items():
+        for seed, frame in frames.items():
+            folder = Path(directory) / f"{prefix}-baseline-{SLUGS.get(name, name)}-s{seed}"
+            folder.mkdir(parents=True, exist_ok=True)
+            write_csv(frame, folder / PREDICTIONS)
+            folders.append(folder)
+    return folders

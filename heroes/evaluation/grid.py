@@ -1,9 +1,11 @@
 """Backbone comparison over seeds: the training grid, run reuse, latency, size on disk, overfitting gaps, hardware.
 
-Notebook 04 calls these; the statistics themselves live in ``heroes.evaluation.stats``. With random weights (no ImageNet),
-``shared_initialisation`` gives every seed the first seed's backbone initialisation, as ImageNet weights would be
-shared: seeds then vary only the new layers and the batch order, and the frozen-feature cache is computed once.
-``seed_splits`` (``vary_split=True``) lets later seeds draw their own group-aware split of the same sizes too.
+Notebook 04 calls these; the statistics themselves live in ``heroes.evaluation.stats``. With random weights (no ImageNet)
+every seed draws its own backbone by default, so the study replicates the factor that dominates a random-feature
+model; ``shared_initialisation`` (opt-in) gives every seed the first seed's draw instead, as ImageNet weights would be
+shared. ``seed_splits`` (``vary_split=True``) lets later seeds draw their own group-aware split of the same sizes too.
+``convergence`` counts the runs whose best validation epoch was their last; ``baseline_tests`` pairs every network
+with every baseline, seed by seed.
 """
 
 import dataclasses
@@ -17,6 +19,7 @@ from heroes.data.arrays import load_split_arrays
 from heroes.data.split import make_splits
 from heroes.errors import UserError
 from heroes.evaluation.overfitting import TRAIN_EVAL_COLUMNS
+from heroes.evaluation.pooled import pooled_comparison
 from heroes.io import atomic_path
 from heroes.models import build, surgery
 from heroes.training.cached import features
@@ -69,8 +72,9 @@ def shared_initialisation(config: TrainConfig, num_classes: int, directory) -> W
     return WeightsChoice(choice.source, str(path), path, True, note)
 
 
-def run_configs(backbones, seeds, base: TrainConfig, num_classes: int, models_dir, shared_init=True) -> dict:
-    """{(backbone, seed): TrainConfig}; with random weights and ``shared_init``, later seeds get the first's backbone.
+def run_configs(backbones, seeds, base: TrainConfig, num_classes: int, models_dir, shared_init=False) -> dict:
+    """{(backbone, seed): TrainConfig}. By default each seed draws its own random backbone (``train_run`` seeds it);
+    with random weights and ``shared_init``, later seeds get the first seed's backbone instead.
     """
     seeds = [int(seed) for seed in seeds]
     if not seeds:
@@ -210,3 +214,33 @@ def train_grid(configs: dict, sets: dict, models_dir, manifest_hash, cache_dir, 
                                     save_model=need_model).run_dir
         results[backbone, seed] = runs.read_run(found)
     return results
+
+
+def convergence(results: dict, max_epochs: int) -> dict:
+    """{backbone: {runs, best_is_last, best_epochs, epochs_run, max_epochs}} from ``train_grid``'s results.
+
+    ``best_is_last`` counts the runs whose lowest-validation-loss epoch was the last epoch they trained: early
+    stopping never fired, so the run may still have been improving when ``max_epochs`` cut it off.
+    """
+    found = {}
+    for (backbone, _), result in results.items():
+        entry = found.setdefault(backbone, {"runs": 0, "best_is_last": 0, "best_epochs": [], "epochs_run": [],
+                                            "max_epochs": int(max_epochs)})
+        best, run = result.metrics.get("best_epoch"), int(result.metrics["epochs_run"])
+        entry["runs"] += 1
+        entry["best_is_last"] += int(best is not None and int(best) == run)
+        entry["best_epochs"].append(None if best is None else int(best))
+        entry["epochs_run"].append(run)
+    return found
+
+
+def baseline_tests(networks: dict, baselines_by_seed: dict, **options) -> dict:
+    """{network: {baseline: pooled_comparison}}: each network against each baseline, paired on each seed's test images
+    (exact test per seed and pooled over seeds; differences are network − baseline).
+
+    ``networks``: {network name: {seed: Predictions}}; ``baselines_by_seed``: {baseline name: {seed: Predictions}},
+    the baseline fitted on that seed's split. ``options`` go to ``pooled_comparison`` (n_resamples, ...).
+    """
+    return {network: {baseline: pooled_comparison(by_seed, predictions, (baseline, network), **options)
+                      for baseline, by_seed in baselines_by_seed.items()}
+            for network, predictions in networks.items()}

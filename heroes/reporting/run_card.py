@@ -64,6 +64,22 @@ def run_card(seeds, wall_time_s=None, command=None, root=None, **extra) -> dict:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
 
 
+def seed_varies(random_backbones, vary_split=False, shared_backbone_init=False) -> str:
+    """What one training seed changes in a study, in words, for the run card: the backbone draw of every model with
+    random weights (unless shared), the new layers' initialisation, the batch order, and the split with
+    ``vary_split``."""
+    parts = []
+    if random_backbones and not shared_backbone_init:
+        parts.append(f"the random backbone draw of {', '.join(random_backbones)} (each seed its own frozen weights)")
+    parts += ["the new layers' initialisation", "the batch order"]
+    parts.append("the train/validation/test split (each later seed draws its own group-aware split of the same sizes)"
+                 if vary_split else "not the split (every seed on notebook 01's)")
+    text = ", ".join(parts[:-1]) + " and " + parts[-1]
+    if random_backbones and shared_backbone_init:
+        text += f"; the random backbones of {', '.join(random_backbones)} are drawn once and shared by every seed"
+    return text
+
+
 def changed_since(commit, root=None) -> str | None:
     """None when ``heroes/`` and ``notebooks/`` are as at ``commit`` (``git diff --quiet COMMIT -- ...``),
     else a sentence naming what changed, or why it cannot be checked."""

@@ -79,7 +79,10 @@ class Comparison(StudyMetrics):
     seed_note: str
     baselines: dict  # {name: ``heroes.reporting.tables.baseline_summary``}
     overfitting: dict  # {"sentence", "table", "assessment"}
-    run_card: dict  # ``heroes.reporting.run_card.run_card``
+    run_card: dict  # ``heroes.reporting.run_card.run_card`` (with ``seed_varies``: what one seed changes)
+    # Added within schema 1 (files without them still load, with these empty):
+    baseline_tests: dict = field(default_factory=dict)  # {"sentence", "table", "tests"}: each network vs each baseline
+    convergence: dict = field(default_factory=dict)  # {"sentence", "table", "runs", "patience", "max_epochs"}
 
 
 KINDS = {kind.kind: kind for kind in (BatmanVsHuman, SixClass, Comparison)}

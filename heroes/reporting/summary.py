@@ -104,12 +104,28 @@ def _verdicts(metrics: Comparison) -> list:
 
 
 def _baselines(metrics: Comparison) -> list:
-    """Which rows of the table are baselines, said once."""
+    """Which rows of the table are baselines, and what the paired exact tests against them say (when recorded)."""
     if not metrics.baselines:
         return []
-    return [f"Baselines in the table ({', '.join(metrics.baselines)}): fitted on the same training images and scored "
-            "on the same test images as the networks; a network is only worth its cost where it beats them beyond "
-            "the CIs.", ""]
+    tests = metrics.baseline_tests or {}
+    if not tests.get("sentence"):
+        return [f"Baselines in the table ({', '.join(metrics.baselines)}): fitted on the same training images and "
+                "scored on the same test images as the networks; no paired test against them was recorded.", ""]
+    lines = [f"Baselines in the table ({', '.join(metrics.baselines)}): fitted on each seed's own training and "
+             "validation images and scored on that seed's test images, their predictions published beside the "
+             f"networks' in [`{published.FOLDER}/`]({published.FOLDER}/).", "",
+             f"**Against the baselines.** {tests['sentence']}", ""]
+    table = _table(tests.get("table"))
+    return lines + (table + [""] if table else [])
+
+
+def _convergence(metrics: Comparison) -> list:
+    """How often the best epoch was the last one, per model."""
+    convergence = metrics.convergence or {}
+    if not convergence.get("sentence"):
+        return []
+    table = _table(convergence.get("table"))
+    return [f"**Convergence.** {convergence['sentence']}", ""] + (table + [""] if table else [])
 
 
 def _comparison(metrics: Comparison, reports_dir) -> list:
@@ -122,6 +138,7 @@ def _comparison(metrics: Comparison, reports_dir) -> list:
     lines += _baselines(metrics) + _verdicts(metrics)
     if metrics.seed_note:
         lines += [f"**Seeds.** {metrics.seed_note}", ""]
+    lines += _convergence(metrics)
     if metrics.overfitting.get("sentence"):
         lines += [f"**Overfitting.** {metrics.overfitting['sentence']}", ""] + _table(metrics.overfitting.get("table"))
         lines += [""]
@@ -210,8 +227,12 @@ def _commit(card: dict) -> str:
 
 
 def _initialisation(comparison: Comparison) -> str:
-    """What the seeds vary: with random weights shared across seeds, only the new layers and the batch order."""
+    """What the seeds vary: the run card's own words when it has them (``run_card.seed_varies``), else derived."""
     seeds = comparison.config.get("seeds") or []
+    if comparison.run_card.get("seed_varies"):
+        drawn = ("random, drawn once and shared by every seed" if comparison.config.get("shared_backbone_init")
+                 else "random, drawn by each seed") if comparison.weights_random else "the loaded weights"
+        return f"{drawn}; a seed varies {comparison.run_card['seed_varies']}"
     if not comparison.weights_random:
         return f"the loaded weights, the same for every seed; seeds vary {_varied(comparison)}"
     if comparison.config.get("shared_backbone_init") and len(seeds) > 1:

@@ -115,9 +115,14 @@ def backbone_summary(results_by_seed: dict, predictions_by_seed: dict, first_see
     return {**row, "seed_spread": spread, "per_seed": {str(seed): values for seed, values in per_seed.items()}}
 
 
-def baseline_summary(predictions, n_resamples=9999) -> dict:
-    """A baseline's row for ``table``: the same numbers and CIs as a network's (``headline_metrics``), no seeds."""
-    return {**headline_metrics(predictions, n_resamples=n_resamples), "kind": "baseline"}
+def baseline_summary(predictions, n_resamples=9999, by_seed=None) -> dict:
+    """A baseline's row for ``table``: the same numbers and CIs as a network's (``headline_metrics``) for
+    ``predictions`` (the first seed's fit); with ``by_seed`` ({seed: Predictions}, one fit per seed's split) also
+    its accuracy spread over seeds."""
+    row = {**headline_metrics(predictions, n_resamples=n_resamples), "kind": "baseline"}
+    if by_seed:
+        row["seed_spread"] = seed_spread({seed: float(numpy.mean(frame.correct)) for seed, frame in by_seed.items()})
+    return row
 
 
 def table(summaries: dict, first_seed, baselines=None) -> pandas.DataFrame:
@@ -150,6 +155,34 @@ def pooled_table(pooled: dict) -> pandas.DataFrame:
     return frame
 
 
+def baseline_test_table(tests: dict) -> pandas.DataFrame:
+    """One row per (network, baseline) from ``heroes.evaluation.grid.baseline_tests``: mean accuracies over seeds,
+    network − baseline pooled with its CI, the pooled exact paired test, and in how many seeds the network was ahead."""
+    rows = []
+    for network, against in tests.items():
+        for baseline, pooled in against.items():
+            difference, test = pooled["difference"], pooled["test"]
+            ahead = sum(row["difference"] > 0 for row in pooled["per_seed"])
+            rows.append({"network": network, "baseline": baseline, "seeds": pooled["n_seeds"],
+                         "network accuracy": pooled["accuracy"][network],
+                         "baseline accuracy": pooled["accuracy"][baseline], "difference": difference["estimate"],
+                         "CI low": difference["low"], "CI high": difference["high"], "exact p": test["p_value"],
+                         "network ahead in": f"{ahead} of {pooled['n_seeds']} seeds"})
+    return pandas.DataFrame(rows)
+
+
+def convergence_table(convergence: dict, names=None) -> pandas.DataFrame:
+    """Per model: runs, how many had their best validation epoch as their last, the best epochs and epochs run."""
+    names = names or {}
+    return pandas.DataFrame([{"model": names.get(backbone, backbone), "runs": entry["runs"],
+                              "best epoch = last epoch": entry["best_is_last"],
+                              "best epochs": ", ".join("—" if value is None else str(value)
+                                                       for value in entry["best_epochs"]),
+                              "epochs run": ", ".join(map(str, entry["epochs_run"])),
+                              "maximum epochs": entry["max_epochs"]}
+                             for backbone, entry in convergence.items()])
+
+
 def overfitting_table(assessment: dict) -> pandas.DataFrame:
     """Per run: best validation epoch, whether training went past it, and the measured gaps (points)."""
     frame = pandas.DataFrame(assessment["runs"])
@@ -160,6 +193,8 @@ def overfitting_table(assessment: dict) -> pandas.DataFrame:
 TABLE_FORMATS = {"parameters": "{:,}", "trainable": "{:,}", "macro-F1": "{:.3f}", "ECE": "{:.3f}",
                  "feature extraction (s)": "{:.1f}", "training time (s)": "{:.1f}", "latency (ms/image)": "{:.1f}",
                  "size on disk (MB)": "{:.1f}"}
+BASELINE_TEST_FORMATS = {"network accuracy": "{:.3f}", "baseline accuracy": "{:.3f}", "difference": "{:+.3f}",
+                         "CI low": "{:+.3f}", "CI high": "{:+.3f}", "exact p": "{:.3g}"}
 PER_SEED_FORMATS = {"difference": "{:+.3f}", "CI low": "{:+.3f}", "CI high": "{:+.3f}", "McNemar p": "{:.3g}",
                     "mid-p": "{:.3g}", "exact p": "{:.3g}", "accuracy": "{:.3f}"}
 OVERFITTING_FORMATS = {"accuracy gap at best": "{:+.3f}", "accuracy gap at last": "{:+.3f}",

@@ -190,3 +190,53 @@ def pooled_sentence(pooled) -> str:
     return (f"{start}; {difference['direction']} = {plus_signed(difference['estimate'])} points "
             f"({100 * difference['confidence_level']:.0f}% CI {signed(difference['low'])} to "
             f"{signed(difference['high'])}, {resampled}; {counted}) {call}. {cmh_text}.")
+
+
+def baseline_clause(network: str, baseline: str, pooled: dict) -> str:
+    """What the paired exact test says about one network against one baseline, with its difference and CI."""
+    difference, test = pooled["difference"], pooled["test"]
+    numbers = (f"{plus_signed(difference['estimate'])} points, {100 * difference['confidence_level']:.0f}% CI "
+               f"{signed(difference['low'])} to {signed(difference['high'])}, paired exact {_p(test['p_value'])}")
+    if pooled["supports_difference"]:
+        verb = "beats" if difference["estimate"] > 0 else "is beaten by"
+        return f"{network} {verb} the {baseline} ({numbers})"
+    if test["b"] + test["c"] == 0:
+        return f"{network} and the {baseline} are right on exactly the same images (no discordant pairs)"
+    if difference["low"] > 0 or difference["high"] < 0 or test["p_value"] < 0.05:
+        return (f"{network} against the {baseline} is not clear evidence of a difference: the bootstrap interval and "
+                f"the exact test disagree ({numbers})")
+    return f"{network} shows no evidence of a difference from the {baseline} ({numbers})"
+
+
+def baselines_sentence(tests: dict) -> str:
+    """One sentence per network from ``heroes.evaluation.grid.baseline_tests``: the claims about baselines follow the
+    paired exact tests over every seed's own test images (differences network − baseline), not overlapping CIs."""
+    if not tests:
+        return ""
+    any_pooled = next(iter(next(iter(tests.values())).values()))
+    seeds = any_pooled["n_seeds"]
+    start = (f"Paired exact tests on each seed's test images, every baseline fitted on that seed's split "
+             f"({seeds} seed{'s' if seeds != 1 else ''}, pooled; differences are network − baseline): ")
+    clauses = [baseline_clause(network, baseline, pooled)
+               for network, against in tests.items() for baseline, pooled in against.items()]
+    return start + "; ".join(clauses) + "."
+
+
+def convergence_sentence(convergence: dict, patience: int, names=None) -> str:
+    """How often the best validation epoch was the last one trained, per model, under the stopping rule."""
+    names = names or {}
+    rule = (f"early stopping on validation loss with patience {patience}" if patience
+            else "a fixed number of epochs (no early stopping)")
+    maximum = max((entry["max_epochs"] for entry in convergence.values()), default=0)
+    counts = ", ".join(f"{names.get(backbone, backbone)} {entry['best_is_last']} of {entry['runs']}"
+                       for backbone, entry in convergence.items())
+    total = sum(entry["best_is_last"] for entry in convergence.values())
+    runs = sum(entry["runs"] for entry in convergence.values())
+    text = (f"Trained with {rule}, at most {maximum} epoch{'s' if maximum != 1 else ''}, keeping the lowest-validation-loss epoch; the best "
+            f"epoch was the last one trained in {counts} runs")
+    if total:
+        text += (f": {total} of {runs} runs may still have been improving when the maximum stopped them, so their "
+                 "numbers are not those of converged models")
+    else:
+        text += ": every run passed its best epoch before stopping"
+    return text + "."

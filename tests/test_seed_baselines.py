@@ -1,0 +1,137 @@
+"""Issue 26's reporting: baselines fitted and published per seed, paired tests against them, convergence counts,
+what a seed varies."""
+
+import dataclasses
+import types
+
+import pandas
+from test_baselines import sets as baseline_sets, subset
+from test_plots_evaluation import fake_predictions
+from test_report import comparison, reports_dir, summary, write  # noqa: F401 (reports_dir: a fixture)
+
+from heroes.evaluation import baselines, grid
+from heroes.evaluation.predictions import load_predictions
+from heroes.reporting import published, run_card, tables, verdicts
+from heroes.reporting.summary import COMPARISON_FILE
+
+
+def test_every_seed_fits_its_own_baselines_and_each_publishes_one_file_per_seed(tmp_path):
+    data = baseline_sets()
+    other = {**data, "train": subset(data["train"], 10)}
+    found = baselines.seed_baselines({0: data, 3: other}, [0, 3], probe=False)
+    assert list(found) == [baselines.NAMES["majority"], baselines.NAMES["thumbnails"]]
+    assert all(list(by_seed) == [0, 3] for by_seed in found.values())
+    # seed 3 trained on other images: its majority baseline is fitted on them, not on seed 0's
+    assert not found[baselines.NAMES["majority"]][0].equals(found[baselines.NAMES["majority"]][3])
+
+    folders = baselines.save_predictions(found, tmp_path / "models" / "baselines", "04-vgg-vs-resnet")
+    assert [folder.name for folder in folders] == [
+        "04-vgg-vs-resnet-baseline-majority-s0", "04-vgg-vs-resnet-baseline-majority-s3",
+        "04-vgg-vs-resnet-baseline-thumbnails-s0", "04-vgg-vs-resnet-baseline-thumbnails-s3"]
+    reports = tmp_path / "reports"
+    write(reports, COMPARISON_FILE, comparison(run_dirs=folders))
+    text = summary(reports)
+    copies = sorted(path.name for path in (reports / published.FOLDER).glob("*.csv"))
+    assert copies == sorted(f"{folder.name}.csv" for folder in folders)
+    again = load_predictions(reports / published.FOLDER / "04-vgg-vs-resnet-baseline-thumbnails-s3.csv")
+    assert list(again.paths) == list(data["test"].paths)
+    assert "[`predictions/`](predictions/)" in text
+
+
+def test_one_shared_split_still_gives_a_baseline_per_seed():
+    found = baselines.seed_baselines(baseline_sets(), [0, 1], probe=False)
+    assert all(sorted(by_seed) == [0, 1] for by_seed in found.values())
+
+
+def run(best, epochs_run):
+    return types.SimpleNamespace(metrics={"best_epoch": best, "epochs_run": epochs_run})
+
+
+def test_convergence_counts_runs_whose_best_epoch_was_their_last():
+    results = {("vgg16", 0): run(15, 15), ("vgg16", 1): run(6, 9), ("vgg16", 2): run(9, 12),
+               ("resnet50", 0): run(4, 7), ("resnet50", 1): run(None, 3)}
+    found = grid.convergence(results, 15)
+    assert found["vgg16"] == {"runs": 3, "best_is_last": 1, "best_epochs": [15, 6, 9], "epochs_run": [15, 9, 12],
+                              "max_epochs": 15}
+    assert found["resnet50"]["best_is_last"] == 0 and found["resnet50"]["best_epochs"] == [4, None]
+    sentence = verdicts.convergence_sentence(found, 3, {"vgg16": "VGG16", "resnet50": "ResNet50"})
+    assert "patience 3, at most 15 epochs" in sentence
+    assert "VGG16 1 of 3, ResNet50 0 of 2 runs" in sentence and "1 of 5 runs may still have been improving" in sentence
+    table = tables.convergence_table(found, {"vgg16": "VGG16"})
+    assert table["best epoch = last epoch"].tolist() == [1, 0] and table["best epochs"].tolist() == ["15, 6, 9", "4, —"]
+    assert "every run passed its best epoch" in verdicts.convergence_sentence({"vgg16": {**found["resnet50"]}}, 3)
+
+
+def test_the_paired_test_against_baselines_decides_the_claim():
+    strong = {seed: fake_predictions(0.95, seed) for seed in (0, 1, 2)}
+    weak = {seed: fake_predictions(0.3, 10 + seed) for seed in (0, 1, 2)}
+    same = dict(strong)
+    tests = grid.baseline_tests({"VGG16": strong}, {"majority class": weak, "thumbnail LR": same}, n_resamples=499)
+    beaten, tied = tests["VGG16"]["majority class"], tests["VGG16"]["thumbnail LR"]
+    assert beaten["names"] == ["majority class", "VGG16"] and beaten["difference"]["estimate"] > 0.5
+    assert beaten["supports_difference"] and not tied["supports_difference"]
+    sentence = verdicts.baselines_sentence(tests)
+    assert "VGG16 beats the majority class (+" in sentence and "paired exact p < 0.001" in sentence
+    assert "VGG16 and the thumbnail LR are right on exactly the same images" in sentence
+    assert "3 seeds" in sentence
+    table = tables.baseline_test_table(tests)
+    assert table[["network", "baseline"]].values.tolist() == [["VGG16", "majority class"], ["VGG16", "thumbnail LR"]]
+    assert table["network ahead in"].tolist() == ["3 of 3 seeds", "0 of 3 seeds"]
+    block = tables.table_block(table, tables.BASELINE_TEST_FORMATS)
+    assert block["rows"][0][3] == f"{table['network accuracy'][0]:.3f}" and block["rows"][0][5].startswith("+")
+
+
+def test_the_summary_states_the_baseline_tests_and_convergence(reports_dir):
+    record = comparison(baselines={"majority class": {"test_accuracy": 0.167}},
+                        baseline_tests={"sentence": "Paired exact tests …: VGG16 beats the majority class (+60.0 "
+                                                    "points, 95% CI 50.0 to 70.0, paired exact p < 0.001).",
+                                        "table": {"columns": ["network", "baseline", "exact p"],
+                                                  "rows": [["VGG16", "majority class", "1e−20"]]}},
+                        convergence={"sentence": "Trained with early stopping … VGG16 1 of 5 runs.",
+                                     "table": {"columns": ["model", "best epoch = last epoch"],
+                                               "rows": [["VGG16", "1"]]}})
+    write(reports_dir, COMPARISON_FILE, record)
+    text = summary(reports_dir)
+    assert "**Against the baselines.** Paired exact tests …: VGG16 beats the majority class (+60.0 points" in text
+    assert "| VGG16 | majority class | 1e−20 |" in text
+    assert "beyond the CIs" not in text  # the claim follows the paired test, not overlapping intervals
+    assert "**Convergence.** Trained with early stopping" in text and "| VGG16 | 1 |" in text
+
+
+def test_a_file_without_the_new_fields_still_reads_and_says_no_paired_test(reports_dir):
+    text = summary(reports_dir)  # the fixture's file has neither baseline tests nor convergence
+    assert "**Convergence.**" not in text and "**Against the baselines.**" not in text
+    write(reports_dir, COMPARISON_FILE, comparison(baselines={"majority class": {"test_accuracy": 0.167}}))
+    assert "no paired test against them was recorded" in summary(reports_dir)
+
+
+def test_the_run_card_says_what_a_seed_varies(reports_dir):
+    varies = run_card.seed_varies(["VGG16", "ResNet50"], vary_split=True)
+    assert varies.startswith("the random backbone draw of VGG16, ResNet50")
+    assert "the new layers' initialisation, the batch order and the train/validation/test split" in varies
+    shared = run_card.seed_varies(["VGG16"], vary_split=False, shared_backbone_init=True)
+    assert "backbone draw" not in shared.split(";")[0] and "drawn once and shared by every seed" in shared
+    assert "not the split" in shared
+    record = comparison()
+    config = {**record.config, "shared_backbone_init": False}
+    write(reports_dir, COMPARISON_FILE, dataclasses.replace(record, config=config,
+                                                            run_card={**record.run_card, "seed_varies": varies}))
+    card = summary(reports_dir).split("## Run card", 1)[1]
+    assert f"| backbone initialisation | random, drawn by each seed; a seed varies {varies} |" in card
+
+
+def test_baseline_rows_show_their_spread_over_seeds():
+    by_seed = {seed: fake_predictions(0.5, seed) for seed in (0, 1, 2)}
+    row = tables.baseline_summary(by_seed[0], n_resamples=199, by_seed=by_seed)
+    assert row["seed_spread"]["n_seeds"] == 3
+    frame = tables.table({}, 0, baselines={"thumbnails": row, "one fit": tables.baseline_summary(by_seed[0], 199)})
+    assert frame["mean ± sd over seeds"].iloc[0].endswith("(3 seeds)")
+    assert frame["mean ± sd over seeds"].iloc[1] == "baseline (one fit)"
+    assert isinstance(frame, pandas.DataFrame)
+
+
+def test_a_baseline_claim_where_interval_and_test_disagree_says_so():
+    pooled = {"difference": {"estimate": -0.5, "low": -0.83, "high": -0.17, "confidence_level": 0.95},
+              "test": {"p_value": 0.25, "b": 3, "c": 0}, "supports_difference": False}
+    clause = verdicts.baseline_clause("VGG16", "linear probe", pooled)
+    assert "not clear evidence of a difference" in clause and "no evidence" not in clause
