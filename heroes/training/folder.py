@@ -51,6 +51,30 @@ def prepare(data_dir, seed: int = 0, split=(0.8, 0.1, 0.1), image_size: int = 22
                         cache_dir=cache_root(cache_dir) / "arrays", progress=progress)
 
 
+def flagged_test_count(splits) -> int:
+    """Test images waiting for review: kept in the test split (no review flag chooses it), scored both ways."""
+    from heroes.data.split import pending_mask
+
+    return int((pending_mask(splits) & (splits["split"] == "test")).sum())
+
+
+def scored_both_ways(predictions, splits) -> str:
+    """The run's test accuracy both ways: on every test image, and on those that wait for no review
+    (``heroes.data.split.unflagged``)."""
+    from heroes.data.split import unflagged
+
+    kept = unflagged(predictions, splits)
+    flagged = len(predictions) - len(kept)
+
+    def accuracy(frame) -> str:
+        return f"{100 * frame['correct'].astype(bool).mean():.1f}%" if len(frame) else "n/a"
+
+    if not flagged:
+        return f"Test accuracy {accuracy(predictions)}; no test image waits for review."
+    return (f"Test accuracy {accuracy(predictions)} on all {len(predictions)} test images, {accuracy(kept)} on the "
+            f"{len(kept)} not flagged for review ({flagged} flagged image(s) kept in the test split).")
+
+
 def _staging(out: Path) -> Path:
     """A fresh hidden sibling of ``out`` where the run is built; creating it proves ``--out`` writable up front."""
     try:
@@ -146,6 +170,7 @@ def train_folder(spec: TrainSpec | ResolvedTrain, out_dir, force: bool = False, 
         sets, manifest, cleaned = prepared["sets"], prepared["manifest"], prepared["cleaned"]
         details = {"data_dir": str(data), "recipe": spec.recipe, "recipe_settings": to_dict(resolved.settings),
                    "request": to_dict(spec), "manifest_hash": scan.manifest_hash(manifest),
+                   "test_flagged_n": flagged_test_count(prepared["splits"]),  # kept in test, scored both ways
                    "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    "commit": run_card.git_state()["commit"]}  # the code that trained it (None outside a checkout)
         if spec.recipe == "fine_tune":
@@ -158,13 +183,15 @@ def train_folder(spec: TrainSpec | ResolvedTrain, out_dir, force: bool = False, 
         notes = [f"Recipe **{spec.recipe}**; weights: {metrics['weights']}. Best epoch {metrics['best_epoch']} "
                  f"of {metrics['epochs_run']}. Split fractions {spec.split}, seed {spec.seed}.",
                  f"Classes: {', '.join(metrics['class_names'])}.",
-                 f"Images waiting for review (kept out of this run, see flags.csv): {len(cleaned.pending)}."]
+                 f"Images waiting for review (see flags.csv): {len(cleaned.pending)}; doubtful labels and cross-class "
+                 f"copies among them are never trained or validated on.",
+                 scored_both_ways(predictions, prepared["splits"])]
         run_report.write_summary(staging, metrics, predictions, history, notes)
         _publish(staging, out, force)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone already when published
     return {"run_dir": out, "metrics": metrics, "predictions": predictions, "summary": out / "summary.md",
-            "pending": len(cleaned.pending)}
+            "pending": len(cleaned.pending), "test_scores": notes[-1]}
 
 
 def describe(outcome: dict) -> str:
@@ -176,5 +203,5 @@ def describe(outcome: dict) -> str:
     return (f"{metrics['backbone']} ({metrics['weights']}), recipe {metrics['recipe']}\n"
             f"{run_report.terminal_text(metrics, outcome['predictions'])}\n\n"
             f"run: {printable(str(run_dir))}  (summary.md, metrics.json, predictions.csv, model.keras, tensorboard/)\n"
-            f"{outcome['pending']} image(s) wait for review (flags.csv)\n"
+            f"{outcome['pending']} image(s) wait for review (flags.csv); {outcome['test_scores']}\n"
             f"predict: python -m heroes predict IMAGE_OR_DIR --model {printable(shlex.quote(str(run_dir)))}")
