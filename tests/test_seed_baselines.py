@@ -135,3 +135,43 @@ def test_a_baseline_claim_where_interval_and_test_disagree_says_so():
               "test": {"p_value": 0.25, "b": 3, "c": 0}, "supports_difference": False}
     clause = verdicts.baseline_clause("VGG16", "linear probe", pooled)
     assert "not clear evidence of a difference" in clause and "no evidence" not in clause
+
+
+def pooled_record(**changes):
+    record = {"names": ["VGG16", "ResNet50"], "n_seeds": 5, "shared_test_set": False, "n_images": [150] * 5,
+              "accuracy": {"VGG16": 0.66, "ResNet50": 0.67},
+              "difference": {"estimate": 0.011, "low": -0.042, "high": 0.064, "confidence_level": 0.95,
+                             "direction": "ResNet50 − VGG16"},
+              "test": {"b": 74, "c": 79, "p_value": 0.75, "mid_p_value": 0.7, "units": "(seed, image) pairs"},
+              "cmh": {"p_value": 0.69, "note": "", "strata": 450}, "supports_difference": False,
+              "per_seed": [{"seed": 0, "n": 150, "VGG16 accuracy": 0.66, "ResNet50 accuracy": 0.65,
+                            "difference": -0.013, "CI low": -0.11, "CI high": 0.07, "exact p": 0.89, "mid-p": 0.8}]}
+    return {**record, **changes}
+
+
+def test_the_pooled_sentence_uses_the_hierarchical_interval_and_only_a_cmh_stratified_by_seed():
+    old = verdicts.pooled_sentence(pooled_record())
+    assert "Cochran" not in old  # 450 strata of (seed, image) pairs: McNemar again, so it is not said
+    hierarchical = {"estimate": 0.011, "low": -0.067, "high": 0.089, "confidence_level": 0.95,
+                    "seed_level": {"low": -0.05, "high": 0.07}}
+    cmh = {"p_value": 0.4, "strata_by": "seed", "common_odds_ratio": 1.1, "low": 0.8, "high": 1.5, "note": ""}
+    new = verdicts.pooled_sentence(pooled_record(hierarchical=hierarchical, cmh=cmh))
+    assert "95% CI −6.7 to 8.9, hierarchical bootstrap: seeds, then images; seed-level t-interval −5.0 to 7.0" in new
+    assert "Cochran–Mantel–Haenszel stratified by seed p = 0.4, common odds ratio of a correct answer 1.10" in new
+    table = tables.pooled_table(pooled_record(hierarchical=hierarchical, cmh=cmh))
+    last = table.iloc[-1]
+    assert last["CI low"] == -0.067 and last["seed-level CI high"] == 0.07
+
+
+def test_the_equivalence_sentence_names_the_odds_ratio_and_what_tost_excludes():
+    record = pooled_record(conditional_odds_ratio={"estimate": 79 / 74, "low": 0.77, "high": 1.48},
+                           equivalence={"estimate": 0.011, "margin": 0.05, "alpha": 0.05, "units": 5, "unit": "seed",
+                                        "confidence_level": 0.9, "low": -0.03, "high": 0.052, "p_value": 0.07,
+                                        "equivalent": False, "note": ""})
+    text = verdicts.equivalence_sentence(record)
+    assert "Conditional odds ratio (discordant (seed, image) pairs favouring ResNet50 over VGG16) 1.07" in text
+    assert "exact 95% CI 0.77 to 1.48" in text
+    assert "TOST at ±5.0 points (5 seeds as units)" in text
+    assert "differences below −3.0 or above 5.2 points are excluded" in text
+    assert "equivalence within ±5.0 points is not shown" in text
+    assert verdicts.equivalence_sentence(pooled_record()) == ""

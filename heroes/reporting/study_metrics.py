@@ -8,7 +8,7 @@ from typing import ClassVar
 from heroes import paths
 from heroes.data.sources import EMBEDDED_NOTE, split_counts
 from heroes.io import write_json
-from heroes.reporting.verdicts import pooled_sentence, sign_convention, verdict_sentence
+from heroes.reporting.verdicts import equivalence_sentence, pooled_sentence, sign_convention, verdict_sentence
 
 SCHEMA = 1  # a file without an integer "schema" was written before schema 1: heroes.reporting.metrics_files reads it
 REMAKE = "regenerate it with `make reproduce`"
@@ -83,6 +83,7 @@ class Comparison(StudyMetrics):
     # Added within schema 1 (files without them still load, with these empty):
     baseline_tests: dict = field(default_factory=dict)  # {"sentence", "table", "tests"}: each network vs each baseline
     convergence: dict = field(default_factory=dict)  # {"sentence", "table", "runs", "patience", "max_epochs"}
+    equivalence: str = ""  # the conditional odds ratio and what TOST excludes (``verdicts.equivalence_sentence``)
 
 
 KINDS = {kind.kind: kind for kind in (BatmanVsHuman, SixClass, Comparison)}
@@ -117,6 +118,7 @@ def comparison_metrics(*, comparison, pairing, pooled=None, pooled_table=None, o
     return Comparison(
         comparison={**comparison, "pairing": pairing}, first_seed_verdict=verdict_sentence(comparison),
         verdict=pooled_sentence(pooled) if pooled else verdict_sentence(comparison),
+        equivalence=equivalence_sentence(pooled) if pooled else "",
         sign_convention=sign_convention(comparison["names"]),
         pooled=None if pooled is None else {**pooled, "table": pooled_table},
         overfitting={"sentence": overfitting_sentence, "table": overfitting_table, "assessment": overfitting},

@@ -90,6 +90,8 @@ def _verdicts(metrics: Comparison) -> list:
     if metrics.verdict:
         label = "Verdict, pooled over seeds" if pooled else "Verdict"
         lines += [f"**{label}.** {metrics.verdict}", ""]
+    if metrics.equivalence:
+        lines += [f"**Equivalence.** {metrics.equivalence}", ""]
     if _table(pooled.get("table")):
         lines += ["Each seed and all seeds pooled:", ""] + _table(pooled.get("table")) + [""]
     pairing = metrics.comparison.get("pairing")

@@ -143,11 +143,14 @@ def pooled_table(pooled: dict) -> pandas.DataFrame:
     """The per-seed rows of ``pooled_comparison`` (B − A per seed, its CI, counts, exact McNemar) and a last row
     pooling every seed (the pooled bootstrap CI and the pooled exact test): one table for the headline."""
     frame = pandas.DataFrame(pooled["per_seed"])
-    difference, names = pooled["difference"], pooled["names"]
+    difference, names = pooled.get("hierarchical") or pooled["difference"], pooled["names"]
     pooled_row = {"seed": "pooled", "n": sum(pooled["n_images"]) if not pooled["shared_test_set"] else
                   pooled["n_images"][0], **{f"{name} accuracy": pooled["accuracy"][name] for name in names},
                   "difference": difference["estimate"], "CI low": difference["low"], "CI high": difference["high"],
                   "exact p": pooled["test"]["p_value"], "mid-p": pooled["test"]["mid_p_value"]}
+    if "seed_level" in difference:  # the hierarchical interval (seeds, then images) with the seed-level one beside
+        pooled_row |= {"seed-level CI low": difference["seed_level"]["low"],
+                       "seed-level CI high": difference["seed_level"]["high"]}
     counts = [column for column in frame.columns if column.startswith("only ") or column.startswith("both ")]
     frame = pandas.concat([frame, pandas.DataFrame([pooled_row])], ignore_index=True)
     frame[counts] = frame[counts].astype("Int64")  # counts stay integers; the pooled row has none (<NA>)
@@ -195,7 +198,8 @@ TABLE_FORMATS = {"parameters": "{:,}", "trainable": "{:,}", "macro-F1": "{:.3f}"
                  "size on disk (MB)": "{:.1f}"}
 BASELINE_TEST_FORMATS = {"network accuracy": "{:.3f}", "baseline accuracy": "{:.3f}", "difference": "{:+.3f}",
                          "CI low": "{:+.3f}", "CI high": "{:+.3f}", "exact p": "{:.3g}"}
-PER_SEED_FORMATS = {"difference": "{:+.3f}", "CI low": "{:+.3f}", "CI high": "{:+.3f}", "McNemar p": "{:.3g}",
+PER_SEED_FORMATS = {"difference": "{:+.3f}", "CI low": "{:+.3f}", "CI high": "{:+.3f}",
+                    "seed-level CI low": "{:+.3f}", "seed-level CI high": "{:+.3f}", "McNemar p": "{:.3g}",
                     "mid-p": "{:.3g}", "exact p": "{:.3g}", "accuracy": "{:.3f}"}
 OVERFITTING_FORMATS = {"accuracy gap at best": "{:+.3f}", "accuracy gap at last": "{:+.3f}",
                        "loss gap at last": "{:+.3f}"}

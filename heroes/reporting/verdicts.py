@@ -172,24 +172,68 @@ def _pooled_units(pooled) -> str:
     return f"Pooled over {seeds}, each scored on its own test split ({', '.join(map(str, pooled['n_images']))} images)"
 
 
+def _cmh_text(cmh) -> str:
+    """' Cochran–Mantel–Haenszel stratified by seed p = …, common odds ratio …' — only for a test stratified by seed:
+    one stratum per (seed, image) pair is McNemar on the pooled counts again and adds nothing, so it is not said."""
+    if not cmh or cmh.get("strata_by") != "seed":
+        return ""
+    text = f" Cochran–Mantel–Haenszel stratified by seed {_p(cmh['p_value'])}"
+    if cmh.get("common_odds_ratio") is not None:
+        text += (f", common odds ratio of a correct answer {_ratio(cmh['common_odds_ratio'])} "
+                 f"({100 * cmh.get('confidence_level', 0.95):.0f}% CI {_ratio(cmh['low'])} to {_ratio(cmh['high'])})")
+    return text + (" (optimistic: the seeds share the images)" if cmh.get("note") else "") + "."
+
+
+def _ratio(value) -> str:
+    return "∞" if value == float("inf") else ("—" if value != value else f"{value:.2f}")
+
+
+def equivalence_sentence(pooled) -> str:
+    """The conditional odds ratio with its CI and which differences TOST excludes at the margin named in advance
+    (``pooled_comparison``'s ``conditional_odds_ratio`` and ``equivalence``); '' when the comparison has neither."""
+    odds, tost = pooled.get("conditional_odds_ratio"), pooled.get("equivalence")
+    names, parts = pooled["names"], []
+    if odds:
+        parts.append(f"Conditional odds ratio (discordant {pooled['test']['units']} favouring {names[1]} over "
+                     f"{names[0]}) {_ratio(odds['estimate'])}, exact 95% CI {_ratio(odds['low'])} to "
+                     f"{_ratio(odds['high'])}.")
+    if tost:
+        margin, unit = signed(tost["margin"]), tost.get("unit", "seed")
+        if tost.get("note"):
+            parts.append(f"Equivalence at ±{margin} points (TOST) cannot be assessed: {tost['note']}.")
+        else:
+            level = f"{100 * tost['confidence_level']:.0f}%"
+            verdict = (f"so {names[0]} and {names[1]} are equivalent within ±{margin} points" if tost["equivalent"]
+                       else f"so equivalence within ±{margin} points is not shown")
+            parts.append(f"TOST at ±{margin} points ({tost['units']} {unit}s as units): the {level} interval of "
+                         f"{names[1]} − {names[0]} is {signed(tost['low'])} to {signed(tost['high'])}, so differences "
+                         f"below {signed(tost['low'])} or above {signed(tost['high'])} points are excluded at the "
+                         f"{100 * tost['alpha']:.0f}% level, {verdict} (p = {tost['p_value']:.2g}).")
+    return " ".join(parts)
+
+
 def pooled_sentence(pooled) -> str:
     """The headline verdict from ``heroes.evaluation.pooled.pooled_comparison``: mean accuracies over seeds, B − A
     with its bootstrap CI, the pooled exact test with its counts, and CMH beside it."""
-    names, test, difference, cmh = pooled["names"], pooled["test"], pooled["difference"], pooled["cmh"]
+    names, test, difference, cmh = pooled["names"], pooled["test"], pooled["difference"], pooled.get("cmh")
     accuracies = " and ".join(f"{name} {percent(pooled['accuracy'][name])}%" for name in names)
     start = f"{_pooled_units(pooled)}, mean test accuracy was {accuracies}"
     if test["b"] + test["c"] == 0:
         return f"{start}; both models are right on exactly the same images in every seed, so these data cannot tell them apart."
     resampled = ("bootstrap over images of seed-averaged correctness" if pooled["shared_test_set"]
                  else "bootstrap within each seed's images")
+    hierarchical = pooled.get("hierarchical")
+    if hierarchical:  # the pooled interval resamples seeds too (their backbone draws), then images
+        difference, resampled = {**difference, **hierarchical}, "hierarchical bootstrap: seeds, then images"
+        level = hierarchical.get("seed_level") or {}
+        if level.get("low") is not None and level["low"] == level["low"]:  # not NaN (one seed has none)
+            resampled += f"; seed-level t-interval {signed(level['low'])} to {signed(level['high'])}"
     counted = (f"{test['b'] + test['c']} {test['units']} favour one model, {test['c']} {names[1]} and {test['b']} "
                f"{names[0]}: {_test_text(test, 'exact test')}")
-    cmh_text = f"Cochran–Mantel–Haenszel across seeds {_p(cmh['p_value'])}" + (
-        " (optimistic: the seeds share the images)" if cmh["note"] else "")
     call = _call(pooled["supports_difference"], difference, test, names, "the pooled exact test")
     return (f"{start}; {difference['direction']} = {plus_signed(difference['estimate'])} points "
             f"({100 * difference['confidence_level']:.0f}% CI {signed(difference['low'])} to "
-            f"{signed(difference['high'])}, {resampled}; {counted}) {call}. {cmh_text}.")
+            f"{signed(difference['high'])}, {resampled}; {counted}) {call}.{_cmh_text(cmh)}")
 
 
 def baseline_clause(network: str, baseline: str, pooled: dict) -> str:
