@@ -12,7 +12,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from heroes.errors import UserError
-from heroes.evaluation import overfitting, pooled, stats
+from heroes.evaluation import calibration, overfitting, pooled, stats
 from heroes.evaluation.predictions import load_predictions
 from heroes.training.train_evaluation import TrainSetEvaluation
 from heroes.reporting import run_card, verdicts
@@ -123,10 +123,20 @@ def test_pooled_over_seeds_sharing_the_test_set_by_hand():
     test = result["test"]
     assert (test["b"], test["c"], test["units"]) == (1, 5, "images")
     assert test["p_value"] == pytest.approx(14 / 64) == pytest.approx(scipy_stats.binomtest(1, 6).pvalue)
-    # CMH across the per-seed tables: 2 pairs only VGG16 right, 7 only ResNet50 right -> (2 - 7)^2 / 9.
+    # CMH stratified by seed: tables [[B right, B wrong], [A right, A wrong]] = [[4, 2], [3, 3]], [[5, 1], [3, 3]],
+    # [[4, 2], [2, 4]]; sum (a - E a) = 0.5 + 1 + 1, variances 36 (7 5 + 8 4 + 6 6) / (144 11) = 3708 / 1584.
     cmh = result["cmh"]
-    assert (cmh["only_a"], cmh["only_b"]) == (2, 7) and cmh["statistic"] == pytest.approx(25 / 9)
-    assert cmh["exact_p_value"] == pytest.approx(92 / 512) and "optimistic" in cmh["note"]
+    assert cmh["statistic"] == pytest.approx(6.25 / (3708 / 1584)) and cmh["strata"] == 3
+    assert cmh["strata_by"] == "seed" and "optimistic" in cmh["note"]
+    # Mantel-Haenszel: sum a d / n = (12 + 15 + 16) / 12, sum b c / n = (6 + 3 + 4) / 12 -> 43 / 13.
+    assert cmh["common_odds_ratio"] == pytest.approx(43 / 13)
+    # Not the old "CMH" with one stratum per (seed, image) pair, which was McNemar on pooled counts, (2 - 7)^2 / 9.
+    assert cmh["statistic"] != pytest.approx(25 / 9)
+    # Seed-level t-interval of the per-seed differences 1/6, 2/6, 2/6: 5/18 ± t(0.975, 2) * (1/18).
+    half = scipy_stats.t.ppf(0.975, 2) / 18
+    assert (result["seed_level"]["low"], result["seed_level"]["high"]) == pytest.approx((5 / 18 - half, 5 / 18 + half))
+    assert result["hierarchical"]["estimate"] == pytest.approx(5 / 18)
+    assert result["conditional_odds_ratio"]["estimate"] == 5 and result["equivalence"]["unit"] == "seed"
     assert [row["difference"] for row in result["per_seed"]] == pytest.approx([1 / 6, 2 / 6, 2 / 6])
     assert not result["supports_difference"]
 
@@ -139,6 +149,7 @@ def test_pooled_over_seeds_with_their_own_test_sets():
     assert (result["test"]["b"], result["test"]["c"]) == (2, 7)
     assert result["test"]["p_value"] == pytest.approx(scipy_stats.binomtest(2, 9).pvalue)
     assert result["cmh"]["note"] == ""  # independent test sets: the CMH strata are independent
+    assert result["hierarchical"]["n_distinct_images"] == 18
 
 
 def test_pooled_with_one_seed_is_the_exact_mcnemar_of_that_seed():
@@ -147,7 +158,8 @@ def test_pooled_with_one_seed_is_the_exact_mcnemar_of_that_seed():
     single = stats.mcnemar(a[0], b[0])
     assert result["test"]["p_value"] == single["p_value"] and result["test"]["mid_p_value"] == single["mid_p_value"]
     assert result["difference"]["estimate"] == pytest.approx(stats.difference_ci(a[0], b[0])["estimate"])
-    assert result["cmh"]["note"] == ""
+    assert result["cmh"]["note"] == "" and result["equivalence"]["unit"] == "image"
+    assert "2 seeds" in result["seed_level"]["note"]
 
 
 def test_pooled_refuses_different_seeds_and_names():
@@ -163,7 +175,9 @@ def test_pooled_sentence_states_the_direction_and_both_tests():
     assert sentence.startswith("Pooled over 3 seeds on the same 6 test images, mean test accuracy was VGG16 44.4% "
                                "and ResNet50 72.2%; ResNet50 − VGG16 = +27.8 points")
     assert "6 images favour one model, 5 ResNet50 and 1 VGG16: exact test p = 0.22, mid-p = 0.12" in sentence  # mid-p 8/64
-    assert "Cochran–Mantel–Haenszel across seeds p = 0.096 (optimistic: the seeds share the images)" in sentence
+    # CMH is now stratified by seed (p = 0.10); the old one-stratum-per-pair value, McNemar's p = 0.096, is gone.
+    assert "Cochran–Mantel–Haenszel" in sentence and "(optimistic: the seeds share the images)" in sentence
+    assert "p = 0.096" not in sentence
     assert verdicts.sign_convention(("VGG16", "ResNet50")) == ("Differences are ResNet50 − VGG16 throughout: "
                                                                "positive favours ResNet50.")
 
@@ -181,27 +195,26 @@ def test_every_difference_is_b_minus_a():
 
 def test_a_confidence_on_a_bin_edge_lands_in_the_bin_it_opens():
     edges = [k / 10 for k in range(10)]
-    assert list(stats.bin_index(numpy.array([0.3, *edges, 1.0]))) == [3, *range(10), 9]
-    table = stats.reliability_table([0.3, 0.3, 0.7], [1, 0, 1])
+    assert list(calibration.bin_index(numpy.array([0.3, *edges, 1.0]))) == [3, *range(10), 9]
+    table = calibration.reliability_table([0.3, 0.3, 0.7], [1, 0, 1])
     assert table.loc[3, "count"] == 2 and table.loc[2, "count"] == 0 and table.loc[7, "count"] == 1
 
 
-def test_ece_ci_brackets_the_ece_and_matches_its_vectorised_form():
+def test_ece_ci_brackets_its_debiased_estimate_and_carries_the_plotted_ece():
     rng = numpy.random.default_rng(0)
     confidence = rng.uniform(0.5, 1.0, 150)
     correct = rng.random(150) < confidence - 0.1
-    assert stats._ece_vectorised(confidence, correct) == pytest.approx(
-        stats.expected_calibration_error(confidence, correct))
+    ece = stats.expected_calibration_error(confidence, correct)
     rows = numpy.stack([confidence, confidence[::-1]])
-    assert list(stats._ece_vectorised(rows, numpy.stack([correct, correct[::-1]]))) == pytest.approx(
-        [stats.expected_calibration_error(confidence, correct)] * 2)
+    assert list(calibration.debiased_ece(rows, numpy.stack([correct, correct[::-1]]))) == pytest.approx(
+        [calibration.debiased_ece(confidence, correct)] * 2)
+    assert calibration.debiased_ece(confidence, correct) < ece  # the noise bias is removed, never added
     frame = pandas.DataFrame({"path": [f"i/{k}" for k in range(150)], "sha256": [f"{k:064x}" for k in range(150)],
                               "label": ["batman" if right else "not_a_hero" for right in correct],
                               "predicted": "batman", "prob_batman": confidence, "prob_not_a_hero": 1 - confidence})
     predictions = load_predictions(frame)
     interval = stats.ece_ci(predictions, n_resamples=999)
-    assert interval["estimate"] == pytest.approx(stats.expected_calibration_error(predictions.confidence,
-                                                                                    predictions.correct))
+    assert interval["plug_in"] == pytest.approx(ece)
     assert interval["low"] < interval["estimate"] < interval["high"] and interval["n_resamples"] == 999
 
 

@@ -9,6 +9,7 @@ from scipy import stats
 from sklearn import metrics as skmetrics
 
 from heroes.errors import UserError
+from heroes.evaluation.calibration import ece_ci, expected_calibration_error, proper_score_ci, reliability_table
 from heroes.evaluation.predictions import align
 
 
@@ -33,51 +34,6 @@ def per_seed_comparisons(predictions: dict, pair, seeds, labels=None, n_resample
 
 # One orientation for every paired difference in tables and sentences (issue 16: summary.md used to mix both).
 SIGN_CONVENTION = "difference = B − A (the second model minus the first): positive favours B"
-
-
-def bin_index(confidence, n_bins=10) -> numpy.ndarray:
-    """Equal-width bin of each confidence: [k/n, (k+1)/n), the last bin closed at 1.0.
-
-    Edges are k / n_bins, the same doubles as the literals (0.3), where ``numpy.linspace`` gives
-    0.30000000000000004 and sent a confidence of exactly 0.3 into [0.2, 0.3).
-    """
-    edges = numpy.arange(n_bins + 1) / n_bins
-    return numpy.clip(numpy.searchsorted(edges, confidence, side="right") - 1, 0, n_bins - 1)
-
-
-def reliability_table(confidence, correct, n_bins=10) -> pandas.DataFrame:
-    """Per equal-width confidence bin on [0, 1]: count, mean confidence and accuracy (NaN when empty).
-
-    Bins are [lo, hi) except the last, which is [0.9, 1.0] with ten bins (``bin_index``).
-    """
-    confidence, correct = numpy.asarray(confidence, float), numpy.asarray(correct, float)
-    index = bin_index(confidence, n_bins)
-    count = numpy.bincount(index, minlength=n_bins)
-    with numpy.errstate(invalid="ignore"):  # empty bins: 0 / 0 is NaN, which we want
-        mean_confidence = numpy.bincount(index, confidence, n_bins) / count
-        accuracy = numpy.bincount(index, correct, n_bins) / count
-    edges = numpy.arange(n_bins + 1) / n_bins
-    return pandas.DataFrame({"bin_lower": edges[:-1], "bin_upper": edges[1:], "count": count.astype(int),
-                             "confidence": mean_confidence, "accuracy": accuracy})
-
-
-def _ece_vectorised(confidence, correct, n_bins=10, axis=-1):
-    """ECE along ``axis`` for many bootstrap resamples at once: sum over bins of |sum(correct - confidence)| / n."""
-    index = bin_index(confidence, n_bins)
-    residual = numpy.asarray(correct, float) - confidence
-    total = sum(numpy.abs(numpy.sum(numpy.where(index == k, residual, 0.0), axis=axis)) for k in range(n_bins))
-    return total / numpy.shape(confidence)[axis]
-
-
-def expected_calibration_error(confidence, correct, n_bins=10) -> float:
-    """Top-label ECE: sum over bins of (bin share of images) x |accuracy - mean confidence|.
-
-    Written here because sklearn only has binary ``calibration_curve`` and no ECE; torchmetrics and netcal
-    would pull in heavy dependencies for one weighted average (Guo et al., 2017, equation 3).
-    """
-    table = reliability_table(confidence, correct, n_bins)
-    used = table[table["count"] > 0]
-    return float((used["count"] * (used["accuracy"] - used["confidence"]).abs()).sum() / table["count"].sum())
 
 
 def _roc_auc_per_class(predictions):
@@ -179,6 +135,9 @@ def bootstrap_ci(statistic, data, *, n_resamples=9999, confidence_level=0.95, se
         low, high, method = *run("percentile"), "percentile"
         note = ("BCa undefined because every resample gives the same value; percentile interval used, and it "
                 "collapses to a point: see the exact binomial interval for accuracy")
+    elif method == "BCa" and not low <= estimate <= high:  # its bias correction overshot (issue 26)
+        low, high, method = *run("percentile"), "percentile"
+        note = "BCa excluded its own estimate; percentile interval used"
     return {"estimate": estimate, "low": low, "high": high, "method": method, "confidence_level": confidence_level,
             "n_resamples": n_resamples, "seed": seed, "note": note}
 
@@ -197,15 +156,6 @@ def macro_f1_ci(predictions, **options) -> dict:
     classes = _present_classes(predictions)
     return bootstrap_ci(lambda y, p, axis=-1: _macro_f1_vectorised(y, p, classes, axis),
                         (predictions.labels, predictions.predicted), **options)
-
-
-def ece_ci(predictions, n_bins=10, **options) -> dict:
-    """Bootstrap CI of the ECE (``n_bins`` equal-width bins), resampling images (confidence and correctness together).
-
-    ECE over 150 images and 10 bins moves by several points between resamples: compare models only with this.
-    """
-    return bootstrap_ci(lambda confidence, correct, axis=-1: _ece_vectorised(confidence, correct, n_bins, axis),
-                        (predictions.confidence, predictions.correct.astype(float)), **options)
 
 
 def difference_ci(predictions_a, predictions_b, metric="accuracy", **options) -> dict:
@@ -333,12 +283,19 @@ def seed_spread(values_by_seed) -> dict:
 def headline_metrics(predictions, n_bins=10, **options) -> dict:
     """Numbers to merge into a run's metrics for ``comparison_table``; the accuracy CI is the exact binomial one.
 
-    macro-F1 and ECE carry bootstrap CIs (``options`` go to ``bootstrap_ci``; 9,999 resamples by default).
+    macro-F1 carries a bootstrap CI (``options`` go to ``bootstrap_ci``; 9,999 resamples by default). Calibration:
+    Brier score and log loss with bootstrap intervals (primary); ``ece`` is the debiased ECE so that it sits inside
+    its ``ece_ci``, and ``ece_plug_in`` the plotted one (``classification_metrics``' ``ece``), shown without one.
     """
     point = classification_metrics(predictions, n_bins)
+    resampling = {key: options[key] for key in ("n_resamples", "confidence_level", "seed") if key in options}
+    ece, brier = ece_ci(predictions, n_bins, **resampling), proper_score_ci(predictions, "brier", **resampling)
+    log_loss = proper_score_ci(predictions, "log_loss", **resampling)  # equals sklearn's; the same doubles as its CI
     return {"test_n": point["n"], "test_accuracy": point["accuracy"],
             "test_accuracy_ci": list(clopper_pearson(int(predictions.correct.sum()), len(predictions))),
             "test_accuracy_ci_method": "Clopper-Pearson exact binomial",
             "macro_f1": point["macro_f1"], "macro_f1_ci": macro_f1_ci(predictions, **options),
-            "ece": point["ece"], "ece_ci": ece_ci(predictions, n_bins, **options), "ece_bins": n_bins,
-            "log_loss": point["log_loss"], "roc_auc_ovr_macro": point["roc_auc_ovr_macro"]}
+            "ece": ece["estimate"], "ece_ci": ece, "ece_plug_in": point["ece"], "ece_bins": n_bins,
+            "brier": brier["estimate"], "brier_ci": brier,
+            "log_loss": log_loss["estimate"], "log_loss_ci": log_loss,
+            "roc_auc_ovr_macro": point["roc_auc_ovr_macro"]}
