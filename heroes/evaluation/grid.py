@@ -12,11 +12,12 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy
 import pandas
 
 from heroes.config import TrainConfig, to_dict
 from heroes.data.arrays import load_split_arrays
-from heroes.data.split import make_splits
+from heroes.data.split import make_splits, pending_mask
 from heroes.errors import UserError
 from heroes.evaluation.overfitting import TRAIN_EVAL_COLUMNS
 from heroes.evaluation.pooled import pooled_comparison
@@ -108,15 +109,18 @@ def _per_class_counts(splits: pandas.DataFrame) -> dict:
 def seed_splits(manifest: pandas.DataFrame, splits: pandas.DataFrame, seeds, vary_split=False) -> dict:
     """{seed: splits frame}. By default every seed uses ``splits`` (notebook 01's), so seeds vary only the training.
 
-    With ``vary_split`` the first seed keeps ``splits`` and every later seed gets its own group-aware split of
-    ``manifest`` (``heroes.data.split.make_splits`` seeded with the training seed, same per-class sizes): seeds then
-    also vary which images train, validate and test, and the spread over seeds includes the split.
+    With ``vary_split`` the first seed keeps ``splits`` and every later seed gets its own group-aware split of the
+    same images (``heroes.data.split.make_splits`` of ``splits`` re-drawn with the training seed, same per-class
+    sizes): seeds then also vary which images train, validate and test, and the spread over seeds includes the
+    split. Re-splitting ``splits`` rather than ``manifest`` keeps the images waiting for review in play: they may be
+    tested, never trained on (``test_only``), in every seed as in the first.
     """
     seeds = [int(seed) for seed in seeds]
     if not vary_split:
         return {seed: splits for seed in seeds}
     counts = _per_class_counts(splits)
-    return {seed: splits if index == 0 else make_splits(manifest, counts["train"], counts["val"], counts["test"], seed)
+    source = splits if "test_only" in splits.columns else manifest  # a split made before images were held
+    return {seed: splits if index == 0 else make_splits(source, counts["train"], counts["val"], counts["test"], seed)
             for index, seed in enumerate(seeds)}
 
 
@@ -244,3 +248,23 @@ def baseline_tests(networks: dict, baselines_by_seed: dict, **options) -> dict:
     return {network: {baseline: pooled_comparison(by_seed, predictions, (baseline, network), **options)
                       for baseline, by_seed in baselines_by_seed.items()}
             for network, predictions in networks.items()}
+
+
+def flagged_test_effect(predictions_by_model: dict, splits_by_seed: dict) -> pandas.DataFrame:
+    """One row per model: test accuracy over every seed's run on the whole test split (as it is) and with the images
+    waiting for review left out (``heroes.data.split.unflagged``), the flagged count per run and the difference."""
+    rows = []
+    for model, by_seed in predictions_by_model.items():
+        correct = flagged = total = kept_correct = 0
+        for seed, scored in by_seed.items():  # ``Predictions`` (load_predictions) or a predictions frame
+            frame = pandas.DataFrame({"path": scored.paths, "sha256": scored.sha256}) \
+                if hasattr(scored, "probabilities") else scored
+            pending = pending_mask(frame, splits_by_seed[seed]).to_numpy()
+            right = numpy.asarray(scored.correct if hasattr(scored, "probabilities") else scored["correct"], bool)
+            correct, total, flagged = correct + right.sum(), total + len(frame), flagged + pending.sum()
+            kept_correct += right[~pending].sum()
+        kept = total - flagged
+        rows.append({"model": model, "images": int(total), "flagged": int(flagged),
+                     "accuracy_all": correct / total,
+                     "accuracy_unflagged": kept_correct / kept if kept else float("nan")})
+    return pandas.DataFrame(rows)

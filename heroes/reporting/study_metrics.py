@@ -84,6 +84,8 @@ class Comparison(StudyMetrics):
     baseline_tests: dict = field(default_factory=dict)  # {"sentence", "table", "tests"}: each network vs each baseline
     convergence: dict = field(default_factory=dict)  # {"sentence", "table", "runs", "patience", "max_epochs"}
     equivalence: str = ""  # the conditional odds ratio and what TOST excludes (``verdicts.equivalence_sentence``)
+    calibration: dict = field(default_factory=dict)  # {"sentence", "result"}: Brier and log loss, paired CIs
+    flagged_test: dict = field(default_factory=dict)  # {"sentence", "table"}: scored with and without flagged images
 
 
 KINDS = {kind.kind: kind for kind in (BatmanVsHuman, SixClass, Comparison)}

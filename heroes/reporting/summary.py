@@ -92,6 +92,11 @@ def _verdicts(metrics: Comparison) -> list:
         lines += [f"**{label}.** {metrics.verdict}", ""]
     if metrics.equivalence:
         lines += [f"**Equivalence.** {metrics.equivalence}", ""]
+    if (metrics.calibration or {}).get("sentence"):
+        lines += [f"**Calibration.** {metrics.calibration['sentence']}", ""]
+    if (metrics.flagged_test or {}).get("sentence"):
+        lines += [f"**Flagged test images.** {metrics.flagged_test['sentence']}", ""]
+        lines += _table((metrics.flagged_test or {}).get("table")) + [""]
     if _table(pooled.get("table")):
         lines += ["Each seed and all seeds pooled:", ""] + _table(pooled.get("table")) + [""]
     pairing = metrics.comparison.get("pairing")

@@ -198,6 +198,7 @@ TABLE_FORMATS = {"parameters": "{:,}", "trainable": "{:,}", "macro-F1": "{:.3f}"
                  "size on disk (MB)": "{:.1f}"}
 BASELINE_TEST_FORMATS = {"network accuracy": "{:.3f}", "baseline accuracy": "{:.3f}", "difference": "{:+.3f}",
                          "CI low": "{:+.3f}", "CI high": "{:+.3f}", "exact p": "{:.3g}"}
+FLAGGED_FORMATS = {"accuracy_all": "{:.3f}", "accuracy_unflagged": "{:.3f}"}
 PER_SEED_FORMATS = {"difference": "{:+.3f}", "CI low": "{:+.3f}", "CI high": "{:+.3f}",
                     "seed-level CI low": "{:+.3f}", "seed-level CI high": "{:+.3f}", "McNemar p": "{:.3g}",
                     "mid-p": "{:.3g}", "exact p": "{:.3g}", "accuracy": "{:.3f}"}

@@ -237,8 +237,9 @@ def pooled_sentence(pooled) -> str:
 
 
 def baseline_clause(network: str, baseline: str, pooled: dict) -> str:
-    """What the paired exact test says about one network against one baseline, with its difference and CI."""
-    difference, test = pooled["difference"], pooled["test"]
+    """What the paired exact test says about one network against one baseline, with its difference and CI (the
+    hierarchical interval over seeds and images where the comparison has one: the call follows it)."""
+    difference, test = {**pooled["difference"], **(pooled.get("hierarchical") or {})}, pooled["test"]
     numbers = (f"{plus_signed(difference['estimate'])} points, {100 * difference['confidence_level']:.0f}% CI "
                f"{signed(difference['low'])} to {signed(difference['high'])}, paired exact {_p(test['p_value'])}")
     if pooled["supports_difference"]:
@@ -284,3 +285,42 @@ def convergence_sentence(convergence: dict, patience: int, names=None) -> str:
     else:
         text += ": every run passed its best epoch before stopping"
     return text + "."
+
+
+SCORE_NAMES = {"brier": "Brier score", "log_loss": "Log loss"}
+
+
+def calibration_sentence(calibration: dict, pairing: str = "") -> str:
+    """The primary calibration result (``heroes.evaluation.calibration.compare_calibration``): each model's Brier
+    score and log loss with 95% intervals, and the paired difference of each, lower being better."""
+    names, parts = calibration["names"], []
+    for score, label in SCORE_NAMES.items():
+        values = ", ".join(f"{name} {calibration['models'][name][score]['estimate']:.3f} "
+                           f"[{calibration['models'][name][score]['low']:.3f}, "
+                           f"{calibration['models'][name][score]['high']:.3f}]" for name in names)
+        difference = calibration["differences"][score]
+        if difference["low"] > 0 or difference["high"] < 0:
+            better = names[1] if difference["estimate"] < 0 else names[0]
+            call = f"{better} is better calibrated by this score"
+        else:
+            call = "no evidence of a difference"
+        parts.append(f"{label} {values}; {calibration['direction']} = {difference['estimate']:+.3f} "
+                     f"(95% CI {difference['low']:+.3f} to {difference['high']:+.3f}): {call}.")
+    where = f" ({pairing})" if pairing else ""
+    return f"Proper scores, lower is better{where}: " + " ".join(parts)
+
+
+def flagged_test_sentence(effect) -> str:
+    """How leaving the review-flagged test images out changes each model's accuracy (``grid.flagged_test_effect``)."""
+    if effect is None or not len(effect):
+        return ""
+    flagged, images = int(effect["flagged"].iloc[0]), int(effect["images"].iloc[0])
+    if flagged == 0:
+        return "No test image waits for review: the test split is scored once, as it is."
+    moves = "; ".join(f"{row.model} {percent(row.accuracy_all)}% → {percent(row.accuracy_unflagged)}% "
+                      f"({plus_signed(row.accuracy_unflagged - row.accuracy_all)} points)"
+                      for row in effect.itertuples())
+    return (f"The test split is scored as it is (every image: the headline) and without the images flagged for "
+            f"review ({flagged} of the {images} test predictions over all seeds' runs): {moves}. The flags come from a logistic "
+            "regression on EfficientNet-Lite0's embedding, so the unflagged score could favour that backbone and "
+            "its probe; the headline never leaves them out.")
