@@ -96,7 +96,7 @@ def score(manifest: pandas.DataFrame, truth: pandas.DataFrame, flags: pandas.Dat
 def measure(seed: int, per_class: int, size: int, backbone: str, folder: Path) -> dict:
     """Draw, scan and clean one dirty set (with and without the backbone); its figures and timings."""
     images, truth_path, manifest_path = folder / "data", folder / "truth.csv", folder / "manifest.csv"
-    _heroes("synth", "--out", images, "--per-class", per_class, "--size", size, "--seed", seed, "--dirt",
+    _heroes("synth", "--out", images, "--per-class", per_class, "--image-size", size, "--seed", seed, "--dirt",
             "--truth", truth_path)
     _heroes("scan", images, "--out", manifest_path)
     plain_s = _heroes("clean", manifest_path, "--out", folder / "plain.csv", "--decisions", folder / "plain-decisions.csv",
