@@ -3,7 +3,7 @@
 import numpy
 import pandas
 
-from heroes.evaluation import calibration, grid
+from heroes.evaluation import calibration, flagged, grid
 from heroes.evaluation.predictions import load_predictions
 from heroes.reporting import verdicts
 
@@ -18,21 +18,23 @@ def _predictions(paths, correct, classes=("a", "b")):
 def test_flagged_test_effect_scores_every_image_and_then_without_the_flagged_ones():
     splits = pandas.DataFrame({"path": ["p0", "p1", "p2", "p3"], "sha256": ["sha-p0", "sha-p1", "sha-p2", "sha-p3"],
                                "split": ["test"] * 4, "pending_review": [False, True, False, True]})
-    model = {0: _predictions(["p0", "p1", "p2", "p3"], [True, False, True, False]),
-             1: _predictions(["p0", "p1", "p2", "p3"], [True, True, False, False])}
+    frames = {0: _predictions(["p0", "p1", "p2", "p3"], [True, False, True, False]),
+              1: _predictions(["p0", "p1", "p2", "p3"], [True, True, False, False])}
+    model = {seed: load_predictions(frame) for seed, frame in frames.items()}
     effect = grid.flagged_test_effect({"Net": model}, {0: splits, 1: splits}).iloc[0]
-    loaded = grid.flagged_test_effect({"Net": {seed: load_predictions(frame) for seed, frame in model.items()}},
-                                      {0: splits, 1: splits}).iloc[0]
-    assert loaded.to_dict() == effect.to_dict()  # a Predictions object scores as its frame does
     assert effect["images"] == 8 and effect["flagged"] == 4
     assert effect["accuracy_all"] == 4 / 8 and effect["accuracy_unflagged"] == 3 / 4  # p0 twice, p2 once
+    runs = [flagged.score_both_ways(frame, splits) for frame in frames.values()]  # one run, as `train` scores it
+    assert runs[0] == flagged.BothWays(images=4, flagged=2, correct=2, correct_unflagged=2)
+    assert (runs[0] + runs[1]).row() == {key: effect[key] for key in ("images", "flagged", "accuracy_all",
+                                                                      "accuracy_unflagged")}
     sentence = verdicts.flagged_test_sentence(grid.flagged_test_effect({"Net": model}, {0: splits, 1: splits}))
     assert "Net 50.0% → 75.0% (+25.0 points)" in sentence and "4 of the 8" in sentence
 
 
 def test_no_flagged_image_means_one_score():
     splits = pandas.DataFrame({"path": ["p0"], "sha256": ["sha-p0"], "split": ["test"], "pending_review": [False]})
-    effect = grid.flagged_test_effect({"Net": {0: _predictions(["p0"], [True])}}, {0: splits})
+    effect = grid.flagged_test_effect({"Net": {0: load_predictions(_predictions(["p0"], [True]))}}, {0: splits})
     assert verdicts.flagged_test_sentence(effect).startswith("No test image waits for review")
 
 

@@ -12,13 +12,13 @@ import dataclasses
 import json
 from pathlib import Path
 
-import numpy
 import pandas
 
 from heroes.config import TrainConfig, to_dict
 from heroes.data.arrays import load_split_arrays
-from heroes.data.split import make_splits, pending_mask
+from heroes.data.split import make_splits
 from heroes.errors import UserError
+from heroes.evaluation.flagged import BothWays, score_both_ways
 from heroes.evaluation.overfitting import TRAIN_EVAL_COLUMNS
 from heroes.evaluation.pooled import pooled_comparison
 from heroes.io import atomic_path
@@ -252,19 +252,14 @@ def baseline_tests(networks: dict, baselines_by_seed: dict, **options) -> dict:
 
 def flagged_test_effect(predictions_by_model: dict, splits_by_seed: dict) -> pandas.DataFrame:
     """One row per model: test accuracy over every seed's run on the whole test split (as it is) and with the images
-    waiting for review left out (``heroes.data.split.unflagged``), the flagged count per run and the difference."""
+    waiting for review left out (``heroes.evaluation.flagged.score_both_ways``), and the flagged count.
+
+    ``predictions_by_model``: {model name: {seed: Predictions}}; ``splits_by_seed``: {seed: that seed's split}.
+    """
     rows = []
     for model, by_seed in predictions_by_model.items():
-        correct = flagged = total = kept_correct = 0
-        for seed, scored in by_seed.items():  # ``Predictions`` (load_predictions) or a predictions frame
-            frame = pandas.DataFrame({"path": scored.paths, "sha256": scored.sha256}) \
-                if hasattr(scored, "probabilities") else scored
-            pending = pending_mask(frame, splits_by_seed[seed]).to_numpy()
-            right = numpy.asarray(scored.correct if hasattr(scored, "probabilities") else scored["correct"], bool)
-            correct, total, flagged = correct + right.sum(), total + len(frame), flagged + pending.sum()
-            kept_correct += right[~pending].sum()
-        kept = total - flagged
-        rows.append({"model": model, "images": int(total), "flagged": int(flagged),
-                     "accuracy_all": correct / total,
-                     "accuracy_unflagged": kept_correct / kept if kept else float("nan")})
+        pooled = sum((score_both_ways(pandas.DataFrame({"path": run.paths, "sha256": run.sha256,
+                                                        "correct": run.correct}), splits_by_seed[seed])
+                      for seed, run in by_seed.items()), BothWays())
+        rows.append({"model": model, **pooled.row()})
     return pandas.DataFrame(rows)

@@ -1,6 +1,7 @@
 """`heroes train`: a folder of class folders in, a trained and evaluated model out (scan, clean, split, train, report)."""
 
 import dataclasses
+import math
 import os
 import shlex
 import shutil
@@ -60,19 +61,19 @@ def flagged_test_count(splits) -> int:
 
 def scored_both_ways(predictions, splits) -> str:
     """The run's test accuracy both ways: on every test image, and on those that wait for no review
-    (``heroes.data.split.unflagged``)."""
-    from heroes.data.split import unflagged
+    (``heroes.evaluation.flagged.score_both_ways``)."""
+    from heroes.evaluation.flagged import score_both_ways
 
-    kept = unflagged(predictions, splits)
-    flagged = len(predictions) - len(kept)
+    scores = score_both_ways(predictions, splits)
 
-    def accuracy(frame) -> str:
-        return f"{100 * frame['correct'].astype(bool).mean():.1f}%" if len(frame) else "n/a"
+    def accuracy(value: float) -> str:
+        return "n/a" if math.isnan(value) else f"{100 * value:.1f}%"  # NaN: no image to score
 
-    if not flagged:
-        return f"Test accuracy {accuracy(predictions)}; no test image waits for review."
-    return (f"Test accuracy {accuracy(predictions)} on all {len(predictions)} test images, {accuracy(kept)} on the "
-            f"{len(kept)} not flagged for review ({flagged} flagged image(s) kept in the test split).")
+    if not scores.flagged:
+        return f"Test accuracy {accuracy(scores.accuracy_all)}; no test image waits for review."
+    return (f"Test accuracy {accuracy(scores.accuracy_all)} on all {scores.images} test images, "
+            f"{accuracy(scores.accuracy_unflagged)} on the {scores.unflagged} not flagged for review "
+            f"({scores.flagged} flagged image(s) kept in the test split).")
 
 
 def _staging(out: Path) -> Path:
