@@ -324,3 +324,4 @@ def test_a_bound_that_rounds_to_zero_is_not_typeset_negative():
 
     assert signed(-0.00004) == "0.0" and signed(0.0) == "0.0"
     assert signed(-0.0123) == "−1.2" and signed(0.0123) == "1.2"
+    assert signed(-0.0734, scale=1, digits=3) == "−0.073" and signed(-0.0004, scale=1, digits=3) == "0.000"

@@ -45,5 +45,7 @@ def test_calibration_sentence_calls_a_difference_only_when_its_interval_excludes
     result = calibration.compare_calibration(vague, sharp, ("Vague", "Sharp"), n_resamples=199)
     sentence = verdicts.calibration_sentence(result, "seed 0")
     assert "Sharp is better calibrated by this score" in sentence and "(seed 0)" in sentence
+    assert "Sharp − Vague = −0.325 (95% CI −0.325 to −0.325)" in sentence and "-0." not in sentence  # typeset minus
     same = calibration.compare_calibration(sharp, sharp, ("A", "B"), n_resamples=199)
     assert verdicts.calibration_sentence(same).count("no evidence of a difference") == 2
+    assert "B − A = 0.000 (95% CI 0.000 to 0.000)" in verdicts.calibration_sentence(same)  # zero has no sign

@@ -109,20 +109,21 @@ def percent(value):
     return f"{100 * value:.1f}"
 
 
-def signed(value):
-    """Percentage points with a real minus sign, as typeset; a bound that rounds to zero is "0.0", not "−0.0"."""
-    text = f"{100 * value:.1f}"
-    return "0.0" if float(text) == 0 else text.replace("-", "−")
+def signed(value, scale: float = 100, digits: int = 1) -> str:
+    """Percentage points (``value`` × ``scale``, ``digits`` decimals) with a real minus sign, as typeset; a bound that
+    rounds to zero is "0.0", not "−0.0"."""
+    text = f"{scale * value:.{digits}f}"
+    return f"{0:.{digits}f}" if float(text) == 0 else text.replace("-", "−")
 
 
 def _p(value):
     return "p < 0.001" if value < 0.001 else f"p = {value:.2g}"
 
 
-def plus_signed(value) -> str:
-    """Percentage points with an explicit sign: '+8.7', '−2.0', '0.0'."""
-    text = signed(value)
-    return text if text.startswith("−") or text == "0.0" else f"+{text}"
+def plus_signed(value, scale: float = 100, digits: int = 1) -> str:
+    """Percentage points (or ``signed``'s ``scale`` and ``digits``) with an explicit sign: '+8.7', '−2.0', '0.0'."""
+    text = signed(value, scale, digits)
+    return text if text.startswith("−") or text == f"{0:.{digits}f}" else f"+{text}"
 
 
 def _test_text(test, name="exact McNemar") -> str:
@@ -304,8 +305,8 @@ def calibration_sentence(calibration: dict, pairing: str = "") -> str:
             call = f"{better} is better calibrated by this score"
         else:
             call = "no evidence of a difference"
-        parts.append(f"{label} {values}; {calibration['direction']} = {difference['estimate']:+.3f} "
-                     f"(95% CI {difference['low']:+.3f} to {difference['high']:+.3f}): {call}.")
+        estimate, low, high = (plus_signed(difference[key], scale=1, digits=3) for key in ("estimate", "low", "high"))
+        parts.append(f"{label} {values}; {calibration['direction']} = {estimate} (95% CI {low} to {high}): {call}.")
     where = f" ({pairing})" if pairing else ""
     return f"Proper scores, lower is better{where}: " + " ".join(parts)
 
