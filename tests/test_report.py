@@ -8,7 +8,8 @@ import pytest
 
 from heroes.reporting import study_metrics
 from heroes.reporting.metrics_files import REPRODUCE_FILE
-from heroes.reporting.summary import COMPARISON_FILE, markdown_table, write_study_summary
+from heroes.reporting.summary import COMPARISON_FILE, write_study_summary
+from heroes.reporting.tables import markdown_table
 
 VERDICT = ("On 150 test images VGG16 scored 80.0% [72.7, 86.1] and ResNet50 74.7% [66.9, 81.5]; ResNet50 − VGG16 = "
            "−5.3 points (95% CI −13.3 to 2.7; exact McNemar p = 0.21, mid-p = 0.17) is not evidence of a real "
@@ -216,6 +217,14 @@ def test_notebook_04s_file_from_before_schema_1_still_loads(tmp_path):
 
 def test_markdown_table_escapes_pipes():
     assert markdown_table(["a"], [["x|y"]])[-1] == "| x\\|y |"
+
+
+def test_a_runs_summary_tables_come_from_the_same_markdown_writer():
+    from heroes.reporting import run_report
+
+    text = run_report._markdown(pandas.DataFrame({"class": ["a|b"], "precision": [0.5], "recall": [1.0], "n": [2]}))
+    assert text.splitlines() == markdown_table(["class", "precision", "recall", "n"], [["a|b", "50.0%", "100.0%", 2]])
+    assert text.splitlines()[-1] == "| a\\|b | 50.0% | 100.0% | 2 |"
 
 
 def test_reproduce_timings_round_trip_into_the_run_card(reports_dir):

@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas
 
 from heroes.io import printable
+from heroes.reporting.tables import markdown_table
 
 WORST_ERRORS = 12
 
@@ -28,11 +29,17 @@ def headline(metrics: dict) -> str:
             f"on {metrics['test_n']} images; chance {100 / len(metrics['class_names']):.1f}%.")
 
 
-def _table_text(frame: pandas.DataFrame) -> str:
+def _percents(frame: pandas.DataFrame) -> pandas.DataFrame:
+    """The table with its shares (precision, recall, share_of_true) as percentages, for the terminal and summary.md."""
     shown = frame.copy()
     for column in ("precision", "recall", "share_of_true"):
         if column in shown:
             shown[column] = shown[column].map(lambda value: f"{100 * value:.1f}%")
+    return shown
+
+
+def _table_text(frame: pandas.DataFrame) -> str:
+    shown = _percents(frame)
     for column in ("class", "true", "predicted"):
         if column in shown:
             shown[column] = shown[column].map(printable)
@@ -52,14 +59,7 @@ def terminal_text(metrics: dict, predictions_table: pandas.DataFrame, top_pairs:
 
 
 def _markdown(frame: pandas.DataFrame) -> str:
-    shown = frame.copy()
-    for column in ("precision", "recall", "share_of_true"):
-        if column in shown:
-            shown[column] = shown[column].map(lambda value: f"{100 * value:.1f}%")
-    header = "| " + " | ".join(shown.columns) + " |"
-    rule = "|" + "|".join("---" for _ in shown.columns) + "|"
-    rows = ["| " + " | ".join(str(value).replace("|", "\\|") for value in row) + " |" for row in shown.values]
-    return "\n".join([header, rule, *rows])
+    return "\n".join(markdown_table(frame.columns, _percents(frame).itertuples(index=False)))
 
 
 def write_summary(run_dir, metrics: dict, predictions_table: pandas.DataFrame, history: pandas.DataFrame,

@@ -7,7 +7,6 @@ opens with what a reader must know first: random weights and synthetic data. A r
 ``heroes.reporting.run_report``'s.
 """
 
-import math
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,25 +15,13 @@ from heroes.io import atomic_path
 from heroes.reporting import published
 from heroes.reporting.metrics_files import read_studies
 from heroes.reporting.study_metrics import Comparison, StudyMetrics
+from heroes.reporting.tables import markdown_cell, markdown_table
 
 COMPARISON_FILE = "04-vgg-vs-resnet.json"
 RANDOM_PREFIX = "random"
 EMBEDDED = "the embedded synthetic dataset (procedurally drawn figures, not real photographs)"
 HEADLINE_KEYS = ("test_n", "test_accuracy", "test_accuracy_ci", "macro_f1", "ece", "val_accuracy", "val_n",
                  "best_val_accuracy", "probe_accuracy")
-
-
-def _cell(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def markdown_table(columns, rows) -> list:
-    """Lines of a GitHub-flavoured Markdown table."""
-    lines = ["| " + " | ".join(_cell(column) for column in columns) + " |",
-             "|" + "|".join("---" for _ in columns) + "|"]
-    return lines + ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
 
 
 def _table(block) -> list:
@@ -47,7 +34,7 @@ def _number(value, key="") -> str:
     """A headline value as people read it: accuracies and their intervals in percent, other floats to 3 places."""
     percent = "accuracy" in key
     if isinstance(value, bool) or value is None:
-        return _cell(value)
+        return markdown_cell(value)
     if isinstance(value, (int, float)) and percent:
         return f"{100 * value:.1f}%"
     if isinstance(value, float):
@@ -55,7 +42,7 @@ def _number(value, key="") -> str:
     if isinstance(value, list) and len(value) == 2 and all(isinstance(item, (int, float)) for item in value):
         return (f"[{100 * value[0]:.1f}, {100 * value[1]:.1f}]" if percent
                 else f"[{_number(value[0])}, {_number(value[1])}]")
-    return _cell(value)
+    return markdown_cell(value)
 
 
 def _figure_links(figures, reports_dir) -> list:

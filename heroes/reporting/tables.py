@@ -1,4 +1,4 @@
-"""Tables of the study: per-model numbers, comparison and per-seed tables, probe tables."""
+"""Tables of the study: per-model numbers, comparison and per-seed tables, probe tables, and the Markdown writer."""
 
 import math
 
@@ -220,6 +220,20 @@ def table_block(frame: pandas.DataFrame, formats=None) -> dict:
     return {"columns": [str(column) for column in frame.columns],
             "rows": [[shown(column, value) for column, value in zip(frame.columns, row)]
                      for row in frame.itertuples(index=False)]}
+
+
+def markdown_cell(value) -> str:
+    """One cell of a Markdown table: "—" for a missing value, pipes escaped, newlines joined."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(columns, rows) -> list:
+    """Lines of a GitHub-flavoured Markdown table: the one writer of a run's summary.md and the study's summary."""
+    lines = ["| " + " | ".join(markdown_cell(column) for column in columns) + " |",
+             "|" + "|".join("---" for _ in columns) + "|"]
+    return lines + ["| " + " | ".join(markdown_cell(value) for value in row) + " |" for row in rows]
 
 
 def _interval(pair):
