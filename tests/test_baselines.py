@@ -67,7 +67,7 @@ def test_baselines_join_the_models_table_with_their_cis():
 @pytest.mark.slow
 def test_linear_probe_on_imagenet_features():
     data = sets(32)
-    features = baselines.pretrained_features(data["test"])
+    features = baselines.pretrained_features(data["test"].images)
     assert features.shape == (12, 1280) and features.dtype == numpy.float32
     predictions = load_predictions(baselines.linear_probe(data, seed=0))
     assert list(predictions.paths) == list(data["test"].paths) and predictions.correct.mean() > 0.5

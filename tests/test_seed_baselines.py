@@ -5,6 +5,7 @@ import dataclasses
 import types
 
 import pandas
+import pytest
 from test_baselines import sets as baseline_sets, subset
 from test_plots_evaluation import fake_predictions
 from test_report import comparison, reports_dir, summary, write  # noqa: F401 (reports_dir: a fixture)
@@ -41,6 +42,21 @@ def test_every_seed_fits_its_own_baselines_and_each_publishes_one_file_per_seed(
 def test_one_shared_split_still_gives_a_baseline_per_seed():
     found = baselines.seed_baselines(baseline_sets(), [0, 1], probe=False)
     assert all(sorted(by_seed) == [0, 1] for by_seed in found.values())
+
+
+@pytest.mark.slow
+def test_the_probe_passes_each_distinct_image_once_over_all_seeds_and_scores_as_per_split(monkeypatch):
+    data = baseline_sets(32)  # EfficientNet-Lite0 takes 32 px and up
+    other = {**data, "train": subset(data["train"], 10)}  # seed 3 repeats seed 0's images
+    passed = []
+    real = baselines.pretrained_features
+    monkeypatch.setattr(baselines, "pretrained_features",
+                        lambda images, *args, **kwargs: passed.append(len(images)) or real(images, *args, **kwargs))
+    found = baselines.seed_baselines({0: data, 3: other}, [0, 3])
+    distinct = len({sha for split in data.values() for sha in split.sha256})
+    assert passed == [distinct]
+    alone = baselines.linear_probe(other, seed=3)  # features of seed 3's split alone
+    pandas.testing.assert_frame_equal(found[baselines.NAMES["probe"]][3], alone, atol=1e-4)
 
 
 def run(best, epochs_run):

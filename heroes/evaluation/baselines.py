@@ -76,8 +76,8 @@ def thumbnail_logistic(sets: dict, side=THUMBNAIL_SIDE, seed=0):
     return _logistic_frame({name: thumbnails(sets[name], side) for name in ("train", "val", "test")}, sets, seed)
 
 
-def pretrained_features(image_set, backbone=PROBE_BACKBONE, batch_size=FEATURE_BATCH):
-    """The ImageNet backbone's pooled features for every image, float32 (N, D).
+def pretrained_features(images, backbone=PROBE_BACKBONE, batch_size=FEATURE_BATCH):
+    """The ImageNet backbone's pooled features of ``images`` (N, side, side, 3; 0-255 RGB), float32 (N, D).
 
     ``UserError`` when no ImageNet weights can be had for ``backbone`` (random features would be no baseline).
     """
@@ -85,48 +85,71 @@ def pretrained_features(image_set, backbone=PROBE_BACKBONE, batch_size=FEATURE_B
 
     from heroes.models import build
 
-    size = int(image_set.images.shape[1])
+    size = int(images.shape[1])
     extractor = build.pooled_features_model(backbone, size, build.choose_weights(backbone, "imagenet", size))
-    features = [extractor.predict_on_batch(numpy.asarray(image_set.images[start:start + batch_size], "float32"))
-                for start in range(0, len(image_set), batch_size)]
+    features = [extractor.predict_on_batch(numpy.asarray(images[start:start + batch_size], "float32"))
+                for start in range(0, len(images), batch_size)]
     keras.backend.clear_session()
-    return numpy.concatenate(features).reshape(len(image_set), -1).astype("float32")
+    return numpy.concatenate(features).reshape(len(images), -1).astype("float32")
 
 
-def linear_probe(sets: dict, backbone=PROBE_BACKBONE, seed=0):
-    """Logistic regression on a pretrained backbone's pooled ImageNet features (a frozen backbone's best head)."""
-    return _logistic_frame({name: pretrained_features(sets[name], backbone) for name in ("train", "val", "test")},
+def feature_bank(image_sets, backbone=PROBE_BACKBONE) -> dict:
+    """{sha256: pooled ImageNet features} of every distinct image in ``image_sets``, each passed through the backbone
+    once: the seeds' splits redraw the same photographs, so per-split extraction would repeat most of the work."""
+    images = {}
+    for image_set in image_sets:
+        for sha, image in zip(image_set.sha256, image_set.images):
+            images.setdefault(sha, image)
+    if not images:
+        return {}
+    vectors = pretrained_features(numpy.stack(list(images.values())), backbone)
+    return dict(zip(images, vectors))
+
+
+def linear_probe(sets: dict, backbone=PROBE_BACKBONE, seed=0, bank=None):
+    """Logistic regression on a pretrained backbone's pooled ImageNet features (a frozen backbone's best head);
+    ``bank`` ({sha256: features}, ``feature_bank``) is computed for ``sets`` when not given."""
+    names = ("train", "val", "test")
+    bank = feature_bank([sets[name] for name in names], backbone) if bank is None else bank
+    return _logistic_frame({name: numpy.stack([bank[sha] for sha in sets[name].sha256]) for name in names},
                            sets, seed)
 
 
-def baselines(sets: dict, seed=0, probe=True) -> dict:
+def baselines(sets: dict, seed=0, probe=True, bank=None) -> dict:
     """{display name: predictions frame} of every baseline on ``sets``, in ``NAMES`` order; the linear probe only
-    with ``probe=True`` and where ImageNet weights exist (otherwise it is left out and the reason printed)."""
+    with ``probe=True`` and where ImageNet weights exist (otherwise it is left out and the reason printed).
+    ``bank``: the probe's features ({sha256: vector}, ``feature_bank``), computed here when not given."""
     if any(name not in sets for name in ("train", "val", "test")):
         raise UserError("baselines need train, val and test sets (the networks' split)")
     found = {NAMES["majority"]: majority_class(sets["train"], sets["test"]),
              NAMES["thumbnails"]: thumbnail_logistic(sets, seed=seed)}
     if probe:
         try:
-            found[NAMES["probe"]] = linear_probe(sets, seed=seed)
+            found[NAMES["probe"]] = linear_probe(sets, seed=seed, bank=bank)
         except UserError as error:
             print(f"linear probe skipped: {error}")
     return found
-
-
-SLUGS = {display: slug for slug, display in NAMES.items()}  # display name -> short name used in file names
 
 
 def seed_baselines(sets: dict, seeds, probe=True) -> dict:
     """{display name: {seed: predictions frame}}: every baseline fitted (and C chosen) on each seed's own split.
 
     ``sets``: {seed: {train, val, test}} (``heroes.evaluation.grid.seed_sets``), or one {train, val, test} shared by
-    every seed; seeds sharing a split still fit with their own ``random_state``.
+    every seed; seeds sharing a split still fit with their own ``random_state``. The probe's features are computed
+    once per distinct image over all seeds.
     """
+    seeds = [int(seed) for seed in seeds]
+    own = {seed: sets if "test" in sets else sets[seed] for seed in seeds}
+    bank = None
+    if probe:
+        try:
+            bank = feature_bank([split for chosen in own.values() for split in chosen.values()])
+        except UserError as error:
+            print(f"linear probe skipped: {error}")
+            probe = False
     found = {}
-    for seed in [int(seed) for seed in seeds]:
-        own = sets if "test" in sets else sets[seed]
-        for name, frame in baselines(own, seed=seed, probe=probe).items():
+    for seed in seeds:
+        for name, frame in baselines(own[seed], seed=seed, probe=probe, bank=bank).items():
             found.setdefault(name, {})[seed] = frame
     return found
 
@@ -142,3 +165,6 @@ def save_predictions(by_seed: dict, directory, prefix) -> list:
             write_csv(frame, folder / PREDICTIONS)
             folders.append(folder)
     return folders
+
+
+SLUGS = {display: slug for slug, display in NAMES.items()}  # display name -> short name used in file names
