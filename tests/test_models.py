@@ -106,16 +106,17 @@ def test_vgg16_linear_probe_and_full(vgg16):
     build.apply_policy(vgg16, "study")
 
 
-def test_resnet50_study_trains_only_conv5_and_the_output(resnet50):
+def test_resnet50_study_trains_only_its_last_residual_block_and_the_output(resnet50):
     build.apply_policy(resnet50, "study")
     names = trainable_names(resnet50)
     assert names[-1] == "predictions"
-    assert all(name.startswith("conv5_") for name in names[:-1])
-    assert "conv5_block1_1_conv" in names and "conv5_block3_3_conv" in names
+    assert all(name.startswith("conv5_block3_") for name in names[:-1])
+    assert "conv5_block3_1_conv" in names and "conv5_block3_3_conv" in names
+    assert "conv5_block2_3_conv" not in names and "conv5_block1_0_conv" not in names
     assert not [layer for layer in resnet50.layers if isinstance(layer, keras.layers.BatchNormalization)
                 and layer.trainable]
     prefix, _ = surgery.split_at_first_trainable(resnet50)
-    assert prefix.output is resnet50.get_layer("conv4_block6_out").output
+    assert prefix.output is resnet50.get_layer("conv5_block2_out").output  # feeds both branches of conv5_block3
 
 
 def test_resnet50_batchnorm_stays_in_inference_mode_while_training(resnet50):
@@ -124,8 +125,8 @@ def test_resnet50_batchnorm_stays_in_inference_mode_while_training(resnet50):
     numpy.testing.assert_allclose(
         resnet50(images, training=True).numpy(), resnet50(images, training=False).numpy(), atol=1e-6
     )
-    batchnorm = resnet50.get_layer("conv5_block1_1_bn")
-    frozen_conv, trained_conv = resnet50.get_layer("conv4_block6_3_conv"), resnet50.get_layer("conv5_block1_1_conv")
+    batchnorm = resnet50.get_layer("conv5_block3_1_bn")
+    frozen_conv, trained_conv = resnet50.get_layer("conv5_block2_3_conv"), resnet50.get_layer("conv5_block3_1_conv")
     before = [variable.numpy().copy() for variable in (batchnorm.moving_mean, frozen_conv.kernel, trained_conv.kernel)]
     with tensorflow.GradientTape() as tape:  # one eager SGD step: much quicker than compiling fit on two cores
         predictions = resnet50(images, training=True)

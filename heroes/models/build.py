@@ -1,7 +1,7 @@
 """``create_model``: a registered backbone, its weights, a new head and the study's freeze policies, in one call."""
 
 # The study fine-tuned a PyTorch ResNet18; keras.applications ships no ResNet18 with ImageNet weights, so
-# ``resnet50`` (same conv5-stage policy) is the reference ResNet here, and every run card names the backbone used.
+# ``resnet50`` (last residual block trained) is the reference ResNet here, and every run card names the backbone used.
 
 import keras
 import numpy
@@ -122,7 +122,7 @@ def _is_trainable(spec, layer, policy) -> bool:
 def apply_policy(model, policy) -> keras.Model:
     """Set every layer's ``trainable`` for ``policy`` in place (recompile afterwards) and return the model.
 
-    study: VGG trains fc1, fc2 and the output; ResNet the conv5 stage and the output; MobileNetV2/EfficientNetB0
+    study: VGG trains fc1, fc2 and the output; ResNet its last residual block (conv5_block3) and the output; MobileNetV2/EfficientNetB0
     their last block and the output. linear_probe: only the output. full: everything. BatchNormalization is
     frozen under every policy, and a frozen layer runs in inference mode in Keras 3.
     """

@@ -1,7 +1,7 @@
 """Save and load heroes models with their class names beside them."""
 
 # The study fine-tuned a PyTorch ResNet18; keras.applications ships no ResNet18 with ImageNet weights, so
-# ``resnet50`` (same conv5-stage policy) is the reference ResNet here, and every run card names the backbone used.
+# ``resnet50`` (last residual block trained) is the reference ResNet here, and every run card names the backbone used.
 
 import codecs
 import json

@@ -1,7 +1,7 @@
 """Graph surgery: split a model into its frozen prefix and trainable suffix at the first trainable layer."""
 
 # The study fine-tuned a PyTorch ResNet18; keras.applications ships no ResNet18 with ImageNet weights, so
-# ``resnet50`` (same conv5-stage policy) is the reference ResNet here, and every run card names the backbone used.
+# ``resnet50`` (last residual block trained) is the reference ResNet here, and every run card names the backbone used.
 
 import keras
 
@@ -92,7 +92,7 @@ def split_at_first_trainable(model) -> tuple[keras.Model, keras.Model]:
 
     The suffix re-uses the model's own layer objects, so fitting it trains ``model`` in place. Re-split after
     changing the policy. VGG study: the cut is the flattened block5 output (fc1's input); ResNet50 study:
-    ``conv4_block6_out``, which feeds both branches of conv5_block1.
+    ``conv5_block2_out``, which feeds both branches of conv5_block3.
     """
     nodes = _nodes_in_order(model)
     cut = _find_cut(model, nodes)
