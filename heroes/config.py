@@ -51,7 +51,8 @@ class TrainConfig:
     feature_dtype: str = "float32"  # frozen-prefix precision for cached features: float32, bfloat16 or auto
     use_cache: bool = True  # train only the trainable suffix on cached frozen features (False: end to end)
     dropout: float = 0.0  # dropout after each new dense layer of the head
-    score_train_set: bool = True  # re-score the whole training set each epoch (measured overfitting gaps)
+    score_train_set: bool = True  # re-score training images each epoch (measured overfitting gaps)
+    score_train_images: int = 300  # at most this many, a fixed draw of the run's seed (0: every training image)
     strategy: str = "none"  # tf.distribute: none, mirrored or multiworker (TF_CONFIG); batch_size is then global
     optimizer: str = "sgd"  # sgd (the study's) or adam; only sgd can take the span path
     nesterov: bool = False  # Nesterov momentum for sgd

@@ -11,9 +11,11 @@ import pandas
 import pytest
 from scipy import stats as scipy_stats
 
+from heroes.config import TrainConfig
 from heroes.errors import UserError
 from heroes.evaluation import calibration, overfitting, pooled, stats
 from heroes.evaluation.predictions import load_predictions
+from heroes.training import train_evaluation
 from heroes.training.train_evaluation import TrainSetEvaluation
 from heroes.reporting import run_card, verdicts
 
@@ -300,6 +302,28 @@ def test_train_set_evaluation_logs_end_of_epoch_scores():
     with pytest.raises(ValueError, match="40 inputs but 3 labels"):
         TrainSetEvaluation(x, y[:3])
 
+
+
+def test_a_run_scores_a_fixed_draw_of_its_training_images_when_it_has_more_than_the_limit():
+    drawn = train_evaluation.scored_images(1158, 300, seed=4)
+    assert len(drawn) == 300 and len(set(drawn)) == 300 and list(drawn) == sorted(drawn) and drawn.max() < 1158
+    numpy.testing.assert_array_equal(drawn, train_evaluation.scored_images(1158, 300, seed=4))
+    assert not numpy.array_equal(drawn, train_evaluation.scored_images(1158, 300, seed=5))
+    numpy.testing.assert_array_equal(train_evaluation.scored_images(40, 300, seed=4), numpy.arange(40))
+    numpy.testing.assert_array_equal(train_evaluation.scored_images(40, 0, seed=4), numpy.arange(40))
+
+    rng = numpy.random.default_rng(1)
+    x, y = rng.normal(size=(40, 5)).astype("float32"), rng.integers(0, 2, 40)
+    inputs = keras.Input((5,))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
+    model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    config = TrainConfig(seed=2, score_train_images=10)
+    (callback,) = train_evaluation.for_run(lambda indices: x[indices], y, config, batch_size=4)
+    callback.set_model(model)
+    chosen = train_evaluation.scored_images(40, 10, seed=2)
+    expected = model.evaluate(x[chosen], y[chosen], verbose=0, return_dict=True)
+    assert callback.evaluate()["train_eval_loss"] == pytest.approx(expected["loss"], rel=1e-5)
+    assert train_evaluation.for_run(lambda indices: x[indices], y, TrainConfig(score_train_set=False), 4) == ()
 
 # ---------------------------------------------------------------- run card
 

@@ -2,7 +2,8 @@
 
 Keras' ``loss``/``accuracy`` in a history are running means over an epoch while the weights change, so they lag
 the end-of-epoch weights that ``val_*`` scores; their gap to validation is biased. The gaps here use
-``train_eval_loss``/``train_eval_accuracy``: the whole training set re-scored with the end-of-epoch weights
+``train_eval_loss``/``train_eval_accuracy``: training images (all, or a fixed draw of 300,
+``TrainConfig.score_train_images``) re-scored with the end-of-epoch weights
 (``heroes.training.train_evaluation.TrainSetEvaluation``). Sign: both gaps are positive when the model does
 better on the images it trained on (accuracy: train - validation; loss: validation - train).
 """

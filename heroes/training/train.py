@@ -13,10 +13,9 @@ from heroes.config import TrainConfig, to_dict
 from heroes.data import augment
 from heroes.errors import UserError
 from heroes.models import build, surgery
-from heroes.training import fit, runs, spec, strategy
+from heroes.training import fit, runs, spec, strategy, train_evaluation
 from heroes.training.cached import features, suffix_fit
 from heroes.training.runs import RunResult
-from heroes.training.train_evaluation import TrainSetEvaluation
 
 
 def check_sets(sets: dict, image_size: int) -> tuple:
@@ -53,10 +52,9 @@ def _end_to_end(model, config, sets, class_weight, progress, callbacks=()) -> di
     batches = fit.EpochBatches(fetch, train.labels, config.batch_size, config.seed, config.views)
     validation = (fit.float_images(sets["val"]), sets["val"].labels)
     start = time.perf_counter()
-    # a full forward pass over the training images per epoch: the price of a measured gap end to end
-    train_eval = (TrainSetEvaluation(lambda indices: fit.float_images(train, indices), train.labels,
-                                     fit.PREDICT_BATCH),) \
-        if config.score_train_set else ()
+    # a full forward pass over the scored training images per epoch: the price of a measured gap end to end
+    train_eval = train_evaluation.for_run(lambda indices: fit.float_images(train, indices), train.labels, config,
+                                          fit.PREDICT_BATCH)
     history, best_epoch = fit.fit(model, batches, validation, config, class_weight, progress,
                                extra_callbacks=(*train_eval, *callbacks))
     return {"history": history, "best_epoch": best_epoch, "train_time_s": time.perf_counter() - start}

@@ -5,9 +5,8 @@ import numpy
 
 from heroes import machine
 from heroes.config import TrainConfig
-from heroes.training import fit, spec
+from heroes.training import fit, spec, train_evaluation
 from heroes.training.cached import features, precision, span
-from heroes.training.train_evaluation import TrainSetEvaluation
 
 
 def suffix_uses_xla(config: TrainConfig, suffix_precision: str = "float32", suffix=None) -> bool:
@@ -65,9 +64,9 @@ def fit_suffix(suffix, config, fetch, labels, validation, class_weight=None, pro
                                                                 validation[0])
         batches = fit.EpochBatches(fetch, labels, config.batch_size, config.seed, config.views)
         xla = suffix_uses_xla(config, suffix_precision, suffix) if xla is None else bool(xla)
-        # the whole training set (view 0) scored with the end-of-epoch weights: measured overfitting gaps
-        train_eval = (TrainSetEvaluation(lambda indices: fetch(indices, numpy.zeros(len(indices), int)), labels,
-                                         fit.PREDICT_BATCH),) if config.score_train_set else ()
+        # training images (view 0) scored with the end-of-epoch weights: measured overfitting gaps
+        train_eval = train_evaluation.for_run(lambda indices: fetch(indices, numpy.zeros(len(indices), int)),
+                                              labels, config, fit.PREDICT_BATCH)
         with fit.timed(steps, "fit"):
             history, best_epoch = fit.fit(trained, batches, (val_inputs, validation[1]), config, class_weight, progress,
                                        xla=xla, extra_callbacks=(*train_eval, *callbacks))
