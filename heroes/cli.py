@@ -192,7 +192,8 @@ def _train(args) -> int:
     if "split" in given:
         given["split"] = spec.parse_split(given["split"])
     resolved = spec.TrainSpec(args.data_dir, **given).resolve()  # every value checked before any data is read
-    print(folder.describe(folder.train_folder(resolved, args.out, force=args.force)))
+    # --quiet: no bars and no per-epoch lines; the result below is still printed
+    print(folder.describe(folder.train_folder(resolved, args.out, force=args.force, progress=not args.quiet)))
     return 0
 
 

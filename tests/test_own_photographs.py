@@ -77,7 +77,7 @@ def test_train_end_to_end_gives_a_model_predict_loads(photos, tmp_path, capsys):
     assert cli.main(["train", str(photos), "--out", str(out), "--recipe", "study", "--epochs", "1",
                      "--image-size", "64"]) == 0
     printed = capsys.readouterr().out
-    assert "Test accuracy" in printed and "python -m heroes predict" in printed
+    assert "Test accuracy" in printed and "python -m heroes predict" in printed and "ms/step" in printed
     metrics = pandas.read_json(out / "metrics.json", typ="series")
     assert metrics["backbone"] == "efficientnet_lite0" and metrics["weights"] == "imagenet"
     assert sorted(metrics["classes"]) == sorted(PERSON_NAMES.values()) and metrics["test_n"] > 0
@@ -91,6 +91,10 @@ def test_train_end_to_end_gives_a_model_predict_loads(photos, tmp_path, capsys):
     assert "Wonder Woman" in table and len(table.strip().splitlines()) == 1 + 8
     assert cli.main(["train", str(photos), "--out", str(out)]) == 2  # a run is there: not without --force
     assert "--force" in capsys.readouterr().err
+    assert cli.main(["train", str(photos), "--out", str(out), "--recipe", "study", "--epochs", "1",
+                     "--image-size", "64", "--force", "--quiet"]) == 0
+    quiet = capsys.readouterr()
+    assert "ms/step" not in quiet.out and "Test accuracy" in quiet.out and quiet.err == ""
 
 
 def bad_inputs(root: Path, photos: Path) -> dict:
