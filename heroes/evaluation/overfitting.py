@@ -22,7 +22,7 @@ NOT_ASSESSABLE = "not assessable: validation loss still falling at the last epoc
 
 def measured_gap(history: pandas.DataFrame) -> pandas.DataFrame:
     """Per epoch: ``accuracy_gap`` (train - val accuracy) and ``loss_gap`` (val - train loss), both from the
-    training set re-scored with end-of-epoch weights; the history's scores and extra columns are kept."""
+    training images re-scored with end-of-epoch weights; the history's scores and extra columns are kept."""
     missing = [column for column in MEASURED_COLUMNS if column not in history.columns]
     if missing:
         raise UserError(f"training history lacks column(s) {', '.join(missing)}: train with the "

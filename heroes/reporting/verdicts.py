@@ -85,9 +85,9 @@ def overfitting_sentence(assessment: dict, val_n: int, weights_random: bool = Fa
     total = sum(runs for _, runs in assessment["passed_best"].values())
     gaps = {name: signed(value) if value is not None else "—"
             for name, value in assessment["mean_accuracy_gap_at_last"].items()}
-    measured = (f"the measured train − validation accuracy gap at the last epoch (training set re-scored with "
-                f"end-of-epoch weights; validation: {val_n} images) averaged {gaps[names[0]]} points for "
-                f"{names[0]} and {gaps[names[1]]} for {names[1]}")
+    measured = (f"the measured train − validation accuracy gap at the last epoch (training images, a fixed draw per "
+                f"run, re-scored with end-of-epoch weights; validation: {val_n} images) averaged {gaps[names[0]]} "
+                f"points for {names[0]} and {gaps[names[1]]} for {names[1]}")
     if not assessment["assessable"]:
         text = (f"Overfitting {assessment['reason']} in all {total} runs (best validation epoch = last epoch), so "
                 f"no run reached the regime where overfitting would show; for the record, {measured}.")

@@ -179,5 +179,5 @@ def measured_gap_figure(gaps: pandas.DataFrame, out_png) -> Saved:
     handles, labels = accuracy_axis.get_legend_handles_labels()
     handles.append(Line2D([], [], color="black", marker="o", markersize=9, markerfacecolor="none", linestyle="none"))
     figure.legend(handles, [*labels, "best validation epoch"], loc="outside lower center", ncols=6, fontsize=8)
-    figure.suptitle("Training set re-scored with end-of-epoch weights, against validation")
+    figure.suptitle("Training images re-scored with end-of-epoch weights, against validation")
     return save_figure(figure, out_png)
