@@ -17,13 +17,6 @@ COMMANDS = next(action for action in PARSER._actions if isinstance(action, argpa
 NOTE = "note: --size is deprecated (removed in heroes 0.2); use --image-size\n"
 
 
-@pytest.fixture(autouse=True)
-def restore_output_environment(monkeypatch):
-    """cli.main exports --verbose and --quiet to the environment: put it back after each test."""
-    for name in (progress.VERBOSE_ENV, progress.QUIET_ENV, "TF_CPP_MIN_LOG_LEVEL"):
-        monkeypatch.setenv(name, "")
-
-
 def test_version_prints_the_package_version(capsys):
     with pytest.raises(SystemExit) as stop:
         cli.main(["--version"])
